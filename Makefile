@@ -1,0 +1,53 @@
+# modelops: `make test` sets up everything it needs (venv, control-plane binaries) and runs
+# every check; `make crds` regenerates the CRD from the pydantic models.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CRD := crds/modeldeployments.modelops.io.yaml
+
+.PHONY: test venv binaries lint typecheck imports unit integration crds control-plane-up control-plane-down clean
+
+test: venv binaries lint typecheck imports
+	$(PY) -m pytest
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip check
+	touch $@
+
+# Control-plane binaries: reused from KUBEBUILDER_ASSETS, PATH or ~/.cache/modelops, else built.
+binaries: venv
+	$(PY) -m modelops.devstack.binaries
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+imports: venv
+	$(VENV)/bin/lint-imports
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: venv binaries
+	$(PY) -m pytest tests/integration
+
+crds: venv
+	$(PY) -m modelops.api.crd > $(CRD)
+
+control-plane-up: venv binaries
+	hack/control-plane up
+
+control-plane-down:
+	hack/control-plane down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,148 @@
+"""A small asynchronous Kubernetes API client for the few calls the operator makes.
+
+It runs on aiohttp (already kopf's transport) so no call blocks the event loop, and it avoids
+importing the official client (tens of MiB of generated models) in the operator's start-up path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+FIELD_MANAGER = "modelops"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API server is and how to authenticate (from a kubeconfig or a ServiceAccount)."""
+
+    server: str
+    ca_path: str | None = None
+    ca_data: bytes | None = None
+    insecure: bool = False
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    certificate_path: str | None = None
+    certificate_data: bytes | None = None
+    private_key_path: str | None = None
+    private_key_data: bytes | None = None
+
+
+class ApiError(Exception):
+    """The API server refused a request; `status` is the HTTP code, `reason` its Status reason."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _ssl_context(connection: Connection) -> ssl.SSLContext | bool:
+    if connection.insecure:
+        return False
+    context = ssl.create_default_context(
+        cafile=connection.ca_path,
+        cadata=connection.ca_data.decode() if connection.ca_data else None,
+    )
+    certificate, key = connection.certificate_path, connection.private_key_path
+    if connection.certificate_data or connection.private_key_data:
+        # ssl only loads client certificates from files: write them where only we can read.
+        folder = tempfile.mkdtemp(prefix="modelops-client-cert-")
+        if connection.certificate_data:
+            certificate = os.path.join(folder, "tls.crt")
+            with open(certificate, "wb") as handle:
+                handle.write(connection.certificate_data)
+        if connection.private_key_data:
+            key = os.path.join(folder, "tls.key")
+            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
+                handle.write(connection.private_key_data)
+    if certificate:
+        context.load_cert_chain(certificate, key)
+    return context
+
+
+class KubernetesApi:
+    """The calls the reconciler needs. Paths are API paths ("/apis/group/version/...")."""
+
+    def __init__(self, connection: Connection, *, timeout: float = 30.0) -> None:
+        headers = {"Accept": "application/json", "User-Agent": "modelops"}
+        auth = None
+        if connection.token:
+            headers["Authorization"] = f"Bearer {connection.token}"
+        elif connection.username is not None and connection.password is not None:
+            auth = aiohttp.BasicAuth(connection.username, connection.password)
+        self._server = connection.server.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(connection), limit=64),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        data = json.dumps(body) if body is not None else None
+        headers = {"Content-Type": content_type} if data is not None else None
+        async with self._session.request(
+            method, self._server + path, data=data, headers=headers, params=params
+        ) as response:
+            payload = await response.read()
+            decoded: dict[str, Any] = json.loads(payload) if payload else {}
+            if response.status >= 400:
+                raise ApiError(
+                    response.status,
+                    str(decoded.get("reason", response.reason)),
+                    str(decoded.get("message", payload[:500])),
+                )
+            return decoded
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def apply(self, path: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the "modelops" field manager, taking over conflicting fields
+        (a hand edit of a field we own is undone, as a controller should)."""
+        return await self.request(
+            "PATCH",
+            path,
+            body=manifest,
+            content_type="application/apply-patch+yaml",
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+        )
+
+    async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request(
+            "PATCH", path, body=patch, content_type="application/merge-patch+json"
+        )
+
+
+def namespaced_path(
+    group: str, version: str, plural: str, namespace: str, name: str, subresource: str = ""
+) -> str:
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    path = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
+    return f"{path}/{subresource}" if subresource else path

@@ -1,0 +1,74 @@
+"""The `modelops` command. `modelops run` starts the operator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+LOG_FORMATS = ("text", "json")
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelops",
+        description="Deliver ML models from an MLflow registry to KServe: roll out, judge, "
+        "promote or roll back, retrain.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="start the operator")
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=_env_list("MODELOPS_NAMESPACES"),
+        help="namespace to watch (repeatable; globs allowed); env MODELOPS_NAMESPACES=a,b. "
+        "Default: all namespaces",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("MODELOPS_LOG_FORMAT", "text"),
+        help="text (human-readable, default) or json; env MODELOPS_LOG_FORMAT",
+    )
+    run.add_argument(
+        "--liveness",
+        default=os.environ.get("MODELOPS_LIVENESS", "http://0.0.0.0:8080/healthz"),
+        help="liveness endpoint URL (default http://0.0.0.0:8080/healthz); 'none' disables it",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import modelops.handlers  # noqa: F401  (registers the handlers)
+
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=args.verbose, log_format=log_format)
+    namespaces = list(dict.fromkeys(args.namespaces))
+    liveness = None if args.liveness in ("", "none") else args.liveness
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+        standalone=True,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return run_operator(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

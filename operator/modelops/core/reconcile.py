@@ -1,0 +1,338 @@
+"""One reconcile of a ModelDeployment, as a pure function of spec, status and observations.
+
+`decide` returns what to write (the InferenceService when it differs, the status when it
+differs) and which Events tell people about it. Events come from transitions only, so running
+`decide` twice on the same inputs asks for the same writes and no new events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from modelops.api.resource import ModelDeployment
+from modelops.api.status import (
+    HISTORY_LIMIT,
+    Condition,
+    HistoryEntry,
+    ModelDeploymentStatus,
+    Phase,
+    ServedVersion,
+)
+from modelops.core.conditions import ConditionUpdate, condition, with_condition
+from modelops.core.inference_service import (
+    SPEC_HASH_ANNOTATION,
+    ServedModel,
+    desired_inference_service,
+    inference_service_name,
+)
+from modelops.core.patches import is_subset
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+SPEC_SUPPORTED = "SpecSupported"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the deployment cannot be served as specified, and what a person should do."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EventIntent:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    inference_service: dict[str, Any] | None
+    """The manifest to apply, or None when the observed one is already right."""
+
+    status: ModelDeploymentStatus
+    events: tuple[EventIntent, ...]
+
+
+def what_to_serve(deployment: ModelDeployment) -> ServedModel | Problem:
+    """What the InferenceService should serve. Registry resolution arrives with its own issue;
+    until then the spec's storageUri is served as it is."""
+    serving = deployment.spec.serving
+    if serving.storage_uri is None:
+        return Problem(
+            "RegistryResolutionUnavailable",
+            "this modelops version does not resolve MLflow versions yet: set "
+            "spec.serving.storageUri to the model's location (for example "
+            "s3://bucket/models/fraud/7)",
+        )
+    if serving.model_format is None:
+        return Problem(
+            "ModelFormatRequired",
+            "set spec.serving.modelFormat.name (for example sklearn): with a storageUri it "
+            "cannot be derived from the registry's MLmodel flavors",
+        )
+    return ServedModel(
+        storage_uri=serving.storage_uri,
+        model_format=serving.model_format.name,
+        model_format_version=serving.model_format.version,
+        version=deployment.spec.model.version,
+    )
+
+
+def unsupported_blocks(deployment: ModelDeployment) -> list[str]:
+    """Spec blocks the schema accepts but this operator version does not act on yet."""
+    spec = deployment.spec
+    notes = []
+    if spec.rollout is not None:
+        notes.append("spec.rollout (a new version replaces the old one at once)")
+    if spec.analysis is not None:
+        notes.append("spec.analysis (no Prometheus analysis runs)")
+    if spec.monitoring is not None:
+        notes.append("spec.monitoring (nothing is watched after promotion)")
+    if spec.retraining is not None:
+        notes.append("spec.retraining (no retraining Job is started)")
+    if spec.model.registry is not None:
+        notes.append("spec.model.registry (the registry is not contacted)")
+    if spec.serving.storage.mode != "Resolve" or spec.serving.storage.artifacts_destination:
+        notes.append("spec.serving.storage (storageUri is used as it is)")
+    return notes
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    for reference in obj.get("metadata", {}).get("ownerReferences", []) or []:
+        if reference.get("controller"):
+            return str(reference.get("uid"))
+    return None
+
+
+def inference_service_ready(observed: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether KServe reports the observed InferenceService Ready for its current spec."""
+    status = observed.get("status") or {}
+    generation = observed.get("metadata", {}).get("generation")
+    if generation is not None and status.get("observedGeneration") not in (None, generation):
+        return False, "KServe has not yet observed the latest InferenceService spec"
+    for item in status.get("conditions", []) or []:
+        if item.get("type") == "Ready":
+            if item.get("status") == "True":
+                return True, "InferenceService is Ready"
+            detail = item.get("message") or item.get("reason") or "not ready"
+            return False, f"InferenceService not Ready: {detail}"
+    return False, "waiting for KServe to report the InferenceService Ready"
+
+
+def decide(
+    deployment: ModelDeployment, observed: Mapping[str, Any] | None, now: datetime
+) -> Decision:
+    now = now.replace(microsecond=0)
+    previous = deployment.status
+    generation = deployment.metadata.generation
+    name = inference_service_name(deployment)
+    conditions: list[Condition] = list(previous.conditions)
+    events: list[EventIntent] = []
+
+    def set_condition(update: ConditionUpdate) -> None:
+        nonlocal conditions
+        conditions = with_condition(conditions, update, now=now, generation=generation)
+
+    notes = unsupported_blocks(deployment)
+    if notes:
+        set_condition(
+            ConditionUpdate(
+                SPEC_SUPPORTED,
+                "False",
+                "NotImplemented",
+                "validated but not acted on by this modelops version: " + "; ".join(notes),
+            )
+        )
+    else:
+        set_condition(
+            ConditionUpdate(
+                SPEC_SUPPORTED, "True", "AllSupported", "every block set in the spec is acted on"
+            )
+        )
+
+    served = what_to_serve(deployment)
+    if isinstance(served, Problem):
+        return failed_decision(deployment, served, now, conditions)
+
+    if observed is not None and controller_uid(observed) not in (None, deployment.metadata.uid):
+        problem = Problem(
+            "InferenceServiceConflict",
+            f"an InferenceService named {name} exists and is controlled by another owner; "
+            "delete it or rename this ModelDeployment",
+        )
+        return failed_decision(deployment, problem, now, conditions)
+
+    desired = desired_inference_service(deployment, served)
+    to_apply: dict[str, Any] | None = None
+    if observed is None:
+        to_apply = desired
+        events.append(
+            EventIntent(
+                "Normal", "Created", f"Created InferenceService {name} serving {_describe(served)}"
+            )
+        )
+    else:
+        annotations = observed.get("metadata", {}).get("annotations") or {}
+        observed_hash = annotations.get(SPEC_HASH_ANNOTATION)
+        if (
+            observed_hash is not None
+            and observed_hash != desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        ):
+            to_apply = desired
+            events.append(
+                EventIntent(
+                    "Normal",
+                    "Updated",
+                    f"Updated InferenceService {name} to serve {_describe(served)}",
+                )
+            )
+        elif not is_subset(desired, observed):
+            to_apply = desired
+            events.append(
+                EventIntent(
+                    "Warning",
+                    "Restored",
+                    f"InferenceService {name} was changed outside modelops; restored the fields "
+                    "this ModelDeployment owns (edit the ModelDeployment instead)",
+                )
+            )
+
+    ready, ready_message = (
+        (False, "") if observed is None or to_apply else inference_service_ready(observed)
+    )
+    stable = previous.stable
+    history = list(previous.history)
+    phase: Phase
+    if ready:
+        phase = "Healthy"
+        if not _serves(stable, served):
+            stable = ServedVersion(
+                version=served.version,
+                storage_uri=served.storage_uri,
+                model_format=served.model_format,
+                promoted_at=now,
+            )
+            history.append(
+                HistoryEntry(
+                    version=served.version,
+                    storage_uri=served.storage_uri,
+                    event="Deployed",
+                    at=now,
+                    reason="InferenceService Ready",
+                )
+            )
+            history = history[-HISTORY_LIMIT:]
+        set_condition(
+            ConditionUpdate(
+                READY,
+                "True",
+                "InferenceServiceReady",
+                f"{_describe(served)} serves 100% of traffic",
+            )
+        )
+        set_condition(ConditionUpdate(PROGRESSING, "False", "Stable", "no rollout in flight"))
+        message = f"{_describe(served)} serves 100% of traffic"
+    else:
+        waiting = ready_message or "waiting for KServe to report the InferenceService Ready"
+        replacing = stable is not None and not _serves(stable, served)
+        phase = "Progressing" if replacing else "Pending"
+        set_condition(ConditionUpdate(READY, "False", "InferenceServiceNotReady", waiting))
+        if replacing:
+            set_condition(
+                ConditionUpdate(
+                    PROGRESSING,
+                    "True",
+                    "Replacing",
+                    f"replacing {_describe_stable(stable)} with {_describe(served)}",
+                )
+            )
+        else:
+            set_condition(
+                ConditionUpdate(PROGRESSING, "True", "Deploying", f"deploying {_describe(served)}")
+            )
+        message = waiting
+
+    before = condition(previous.conditions, READY)
+    if ready and (before is None or before.status != "True"):
+        events.append(EventIntent("Normal", "Ready", message))
+
+    status = ModelDeploymentStatus(
+        observed_generation=generation,
+        phase=phase,
+        message=message,
+        conditions=conditions,
+        inference_service=name,
+        traffic=_traffic(stable) if stable is not None else None,
+        stable=stable,
+        canary=None,
+        history=history,
+    )
+    return Decision(inference_service=to_apply, status=status, events=tuple(events))
+
+
+def failed_decision(
+    deployment: ModelDeployment,
+    problem: Problem,
+    now: datetime,
+    conditions: list[Condition] | None = None,
+) -> Decision:
+    """Nothing to apply; status and an Event say what is wrong and what to do."""
+    now = now.replace(microsecond=0)
+    previous = deployment.status
+    if conditions is None:
+        conditions = list(previous.conditions)
+    generation = deployment.metadata.generation
+    conditions = with_condition(
+        conditions,
+        ConditionUpdate(READY, "False", problem.reason, problem.message),
+        now=now,
+        generation=generation,
+    )
+    before = condition(previous.conditions, READY)
+    events: tuple[EventIntent, ...] = ()
+    if before is None or before.reason != problem.reason:
+        events = (EventIntent("Warning", problem.reason, problem.message),)
+    status = ModelDeploymentStatus(
+        observed_generation=generation,
+        phase="Failed",
+        message=problem.message,
+        conditions=conditions,
+        inference_service=previous.inference_service,
+        traffic=previous.traffic,
+        stable=previous.stable,
+        canary=None,
+        history=list(previous.history),
+    )
+    return Decision(inference_service=None, status=status, events=events)
+
+
+def _serves(stable: ServedVersion | None, served: ServedModel) -> bool:
+    return (
+        stable is not None
+        and stable.storage_uri == served.storage_uri
+        and stable.version == served.version
+        and stable.model_format == served.model_format
+    )
+
+
+def _describe(served: ServedModel) -> str:
+    if served.version is not None:
+        return f"version {served.version} ({served.storage_uri})"
+    return served.storage_uri
+
+
+def _describe_stable(stable: ServedVersion | None) -> str:
+    if stable is None:
+        return "nothing"
+    return f"version {stable.version}" if stable.version else str(stable.storage_uri)
+
+
+def _traffic(stable: ServedVersion) -> str:
+    label = stable.version if stable.version is not None else "stable"
+    return f"{label}: 100%"

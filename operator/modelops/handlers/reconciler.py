@@ -1,0 +1,183 @@
+"""Read -> decide -> apply for one ModelDeployment. The decision is core.reconcile.decide.
+
+Writes go straight to the API server through the async client; the watch caches (kopf's index
+of InferenceServices, our store of ModelDeployments) are overlaid with the objects our own
+writes returned, so a reconcile that runs before the watch catches up does not write twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelops.adapters.kubernetes import ApiError, KubernetesApi, namespaced_path
+from modelops.api.resource import (
+    GROUP,
+    INFERENCE_SERVICE_PLURAL,
+    KSERVE_GROUP,
+    KSERVE_VERSION,
+    PLURAL,
+    VERSION,
+    ModelDeployment,
+)
+from modelops.api.status import ModelDeploymentStatus
+from modelops.core.patches import merge_patch
+from modelops.core.reconcile import Decision, EventIntent, Problem, decide, failed_decision
+
+Key = tuple[str, str]
+EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
+InferenceServiceLookup = Callable[[Key], Mapping[str, Any] | None]
+
+logger = logging.getLogger("modelops.reconciler")
+
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+def newer(
+    first: Mapping[str, Any] | None, second: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The more recent of two versions of one object, by resourceVersion."""
+    if first is None or second is None:
+        return first or second
+    try:
+        one = int(first["metadata"]["resourceVersion"])
+        two = int(second["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return first
+    return first if one >= two else second
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    metadata = body["metadata"]
+    return metadata.get("namespace", "default"), metadata["name"]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        api: KubernetesApi,
+        post_event: EventPoster,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._api = api
+        self._post_event = post_event
+        self._clock = clock
+        self._deployments: dict[Key, Mapping[str, Any]] = {}
+        self._written_services: dict[Key, Mapping[str, Any]] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._attempts: dict[Key, int] = {}
+        self._retries: dict[Key, asyncio.TimerHandle] = {}
+        self.writes = 0
+
+    def use_api(self, api: KubernetesApi) -> None:
+        self._api = api
+
+    # ---- watch input -------------------------------------------------------------------
+
+    def observe_deployment(self, body: Mapping[str, Any], deleted: bool = False) -> Key:
+        key = key_of(body)
+        if deleted:
+            self._deployments.pop(key, None)
+            self._written_services.pop(key, None)
+            self._locks.pop(key, None)
+            self._attempts.pop(key, None)
+            retry = self._retries.pop(key, None)
+            if retry:
+                retry.cancel()
+        else:
+            newest = newer(body, self._deployments.get(key))
+            assert newest is not None
+            self._deployments[key] = newest
+        return key
+
+    def knows(self, key: Key) -> bool:
+        return key in self._deployments
+
+    # ---- the loop body -----------------------------------------------------------------
+
+    async def reconcile(self, key: Key, inference_services: InferenceServiceLookup) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            body = self._deployments.get(key)
+            if body is None:
+                return
+            try:
+                await self._reconcile_once(key, body, inference_services)
+            except (ApiError, OSError, TimeoutError) as error:
+                self._schedule_retry(key, inference_services, error)
+            else:
+                self._attempts.pop(key, None)
+
+    async def _reconcile_once(
+        self, key: Key, body: Mapping[str, Any], inference_services: InferenceServiceLookup
+    ) -> None:
+        try:
+            deployment = ModelDeployment.model_validate(body)
+        except ValidationError as error:
+            # The CRD schema mirrors the models, so this means an older or edited CRD.
+            logger.error("ModelDeployment %s/%s does not parse: %s", *key, error)
+            return
+        observed = newer(inference_services(key), self._written_services.get(key))
+        decision = decide(deployment, observed, self._clock())
+        if decision.inference_service is not None:
+            try:
+                written = await self._api.apply(_service_path(key), decision.inference_service)
+            except ApiError as error:
+                if error.status not in (400, 403, 422):
+                    raise
+                problem = Problem(
+                    "InferenceServiceRejected",
+                    f"the API server rejected the InferenceService ({error.status} "
+                    f"{error.reason}): {error.message}",
+                )
+                decision = failed_decision(deployment, problem, self._clock())
+            else:
+                self.writes += 1
+                self._written_services[key] = written
+                logger.info("Applied InferenceService %s/%s", *key)
+        await self._write_status(key, body, decision)
+        for event in decision.events:
+            self._post_event(body, event)
+
+    async def _write_status(self, key: Key, body: Mapping[str, Any], decision: Decision) -> None:
+        current_raw: dict[str, Any] = dict(body.get("status") or {})
+        desired = _dump(decision.status)
+        try:
+            current = _dump(ModelDeploymentStatus.model_validate(current_raw))
+        except ValidationError:
+            current = {}
+        if current == desired:
+            return
+        patch = merge_patch(current_raw, desired)
+        if not patch:
+            return
+        path = namespaced_path(GROUP, VERSION, PLURAL, *key, subresource="status")
+        written = await self._api.merge_patch(path, {"status": patch})
+        self.writes += 1
+        self.observe_deployment(written)
+
+    def _schedule_retry(self, key: Key, lookup: InferenceServiceLookup, error: Exception) -> None:
+        attempt = self._attempts.get(key, 0)
+        self._attempts[key] = attempt + 1
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        logger.warning("Reconcile of %s/%s failed (%s); retrying in %.0fs", *key, error, delay)
+        previous = self._retries.pop(key, None)
+        if previous:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._retries[key] = loop.call_later(
+            delay, lambda: loop.create_task(self.reconcile(key, lookup))
+        )
+
+
+def _dump(status: ModelDeploymentStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _service_path(key: Key) -> str:
+    return namespaced_path(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL, *key)

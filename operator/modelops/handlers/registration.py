@@ -1,0 +1,135 @@
+"""The kopf handlers: thin adapters from watch events to the Reconciler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from modelops.adapters.kubernetes import KubernetesApi
+from modelops.api.resource import (
+    GROUP,
+    INFERENCE_SERVICE_PLURAL,
+    KSERVE_GROUP,
+    KSERVE_VERSION,
+    PLURAL,
+    VERSION,
+)
+from modelops.core.inference_service import MANAGED_BY
+from modelops.core.reconcile import EventIntent
+from modelops.handlers.connection import connection_from, login
+from modelops.handlers.reconciler import Key, Reconciler, key_of
+
+PREFIX = "modelops.io"
+
+
+class Runtime:
+    """Operator-wide state, shared by every handler through kopf's memo."""
+
+    reconciler: Reconciler | None = None
+    api: KubernetesApi | None = None
+
+
+def _post_event(body: Mapping[str, Any], event: EventIntent) -> None:
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf's own bookkeeping lives under our prefix; the reconcile itself keeps none.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.posting.reporting_component = "modelops"
+    settings.peering.standalone = True
+    # Only our InferenceServices are watched (filtered by the API server, not here).
+    settings.watching.label_selectors[KSERVE_GROUP, INFERENCE_SERVICE_PLURAL] = (
+        f"{MANAGED_BY}=modelops"
+    )
+    memo.runtime = Runtime()
+
+
+@kopf.on.login()
+async def authenticate(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any
+) -> kopf.ConnectionInfo | None:
+    """kopf's watches and our writes use the same credentials; a re-login refreshes both."""
+    info = login(settings)
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    if info is not None and runtime is not None:
+        previous = runtime.api
+        runtime.api = KubernetesApi(connection_from(info))
+        if runtime.reconciler is None:
+            runtime.reconciler = Reconciler(runtime.api, _post_event)
+        else:
+            runtime.reconciler.use_api(runtime.api)
+        if previous is not None:
+            await previous.close()
+    return info
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    if runtime.api is not None:
+        await runtime.api.close()
+
+
+@kopf.index(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL)
+def inference_services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    """Our InferenceServices by (namespace, name); kopf fills it before any handler runs."""
+    return {key_of(body): {k: body[k] for k in ("metadata", "spec", "status") if k in body}}
+
+
+def _lookup(index: kopf.Index[Key, dict[str, Any]]) -> Any:
+    def find(key: Key) -> dict[str, Any] | None:
+        store = index.get(key)
+        return next(iter(store), None) if store else None
+
+    return find
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def model_deployment_event(
+    body: kopf.Body,
+    type: str,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    reconciler = _reconciler(memo)
+    key = reconciler.observe_deployment(dict(body), deleted=type == "DELETED")
+    if type != "DELETED":
+        await reconciler.reconcile(key, _lookup(kwargs["inference_services"]))
+
+
+@kopf.on.event(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL)
+async def inference_service_event(
+    body: kopf.Body,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    owner = _owning_deployment(body)
+    reconciler = _reconciler(memo)
+    if owner is not None and reconciler.knows(owner):
+        await reconciler.reconcile(owner, _lookup(kwargs["inference_services"]))
+
+
+def _owning_deployment(body: kopf.Body) -> Key | None:
+    for reference in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if reference.get("kind") == "ModelDeployment" and reference.get("controller"):
+            return body.get("metadata", {}).get("namespace", "default"), reference["name"]
+    return None
+
+
+def _reconciler(memo: Any) -> Reconciler:
+    reconciler: Reconciler | None = memo.runtime.reconciler
+    if reconciler is None:
+        raise kopf.TemporaryError("not logged in to the API server yet", delay=1)
+    return reconciler
+
+
+logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
