@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -52,6 +53,9 @@ def run_operator(args: argparse.Namespace) -> int:
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
+    if not args.verbose:
+        # kopf logs every handled watch event; with many deployments that drowns our own lines.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = list(dict.fromkeys(args.namespaces))
     liveness = None if args.liveness in ("", "none") else args.liveness
     kopf.run(

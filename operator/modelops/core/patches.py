@@ -26,6 +26,20 @@ def is_subset(desired: Any, actual: Any) -> bool:
     return bool(desired == actual)
 
 
+OWNED_METADATA = ("labels", "annotations", "ownerReferences")
+
+
+def owned_fields_match(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
+    """Whether `observed` holds every value of `desired` that its owner writes: the spec and
+    the labels, annotations and owner references it sets (never fields others add)."""
+    metadata = desired.get("metadata", {})
+    owned = {
+        "metadata": {key: metadata[key] for key in OWNED_METADATA if key in metadata},
+        "spec": desired.get("spec", {}),
+    }
+    return is_subset(owned, observed)
+
+
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The RFC 7386 JSON merge patch that turns `old` into `new` (empty when equal)."""
     patch: dict[str, Any] = {}

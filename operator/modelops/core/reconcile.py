@@ -28,7 +28,7 @@ from modelops.core.inference_service import (
     desired_inference_service,
     inference_service_name,
 )
-from modelops.core.patches import is_subset
+from modelops.core.patches import owned_fields_match
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -192,7 +192,7 @@ def decide(
                     f"Updated InferenceService {name} to serve {_describe(served)}",
                 )
             )
-        elif not is_subset(desired, observed):
+        elif not owned_fields_match(desired, dict(observed)):
             to_apply = desired
             events.append(
                 EventIntent(

@@ -1,0 +1,46 @@
+"""The pydantic models accept what the CRD accepts and fill the same defaults."""
+
+import pytest
+from pydantic import ValidationError
+
+from modelops.api.spec import ModelDeploymentSpec
+
+
+def test_defaults_match_the_design() -> None:
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "m", "alias": "champion"}})
+    assert spec.serving.deployment_mode == "Standard"
+    assert spec.serving.protocol_version == "v2"
+    assert spec.serving.min_replicas == 1
+    assert spec.serving.storage.mode == "Resolve"
+    assert spec.rollout is None and spec.analysis is None
+
+
+def test_camel_case_on_the_wire() -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "m", "version": "3"},
+            "retraining": {
+                "triggers": [{"onRollback": True}, {"drift": {"maxPsi": 0.3}, "for": "30m"}],
+                "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+            },
+        }
+    )
+    assert spec.retraining is not None
+    assert spec.retraining.triggers[1].for_ == "30m"
+    dumped = spec.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["retraining"]["triggers"][1]["for"] == "30m"
+    assert dumped["retraining"]["jobTemplate"]["spec"]["template"]["spec"] == {"containers": []}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model": {"name": "m", "version": "01"}},
+        {"model": {"name": "m", "version": "7"}, "serving": {"minReplicas": -1}},
+        {"model": {"name": "m", "version": "7"}, "analysis": {"interval": "5x", "metrics": []}},
+        {"model": {"name": "m", "version": "7"}, "rollout": {"steps": [{"traffic": 150, "duration": "1m"}]}},
+    ],
+)
+def test_field_constraints_hold_in_python_too(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ModelDeploymentSpec.model_validate(bad)
