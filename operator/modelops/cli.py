@@ -42,6 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MODELOPS_LIVENESS", "http://0.0.0.0:8080/healthz"),
         help="liveness endpoint URL (default http://0.0.0.0:8080/healthz); 'none' disables it",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("MODELOPS_METRICS_PORT", "8081")),
+        help="port of the Prometheus metrics endpoint (default 8081, 0 disables); env MODELOPS_METRICS_PORT",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default=os.environ.get("MODELOPS_METRICS_ADDRESS", "0.0.0.0"),
+        help="address the metrics endpoint binds (default 0.0.0.0)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -56,6 +67,10 @@ def run_operator(args: argparse.Namespace) -> int:
     if not args.verbose:
         # kopf logs every handled watch event; with many deployments that drowns our own lines.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_address)
     namespaces = list(dict.fromkeys(args.namespaces))
     liveness = None if args.liveness in ("", "none") else args.liveness
     kopf.run(

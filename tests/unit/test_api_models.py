@@ -38,7 +38,10 @@ def test_camel_case_on_the_wire() -> None:
         {"model": {"name": "m", "version": "01"}},
         {"model": {"name": "m", "version": "7"}, "serving": {"minReplicas": -1}},
         {"model": {"name": "m", "version": "7"}, "analysis": {"interval": "5x", "metrics": []}},
-        {"model": {"name": "m", "version": "7"}, "rollout": {"steps": [{"traffic": 150, "duration": "1m"}]}},
+        {
+            "model": {"name": "m", "version": "7"},
+            "rollout": {"steps": [{"traffic": 150, "duration": "1m"}]},
+        },
     ],
 )
 def test_field_constraints_hold_in_python_too(bad: dict[str, object]) -> None:

@@ -62,7 +62,11 @@ def test_resource_identity_and_columns() -> None:
     crd = model_deployment_crd()
     assert crd["metadata"]["name"] == "modeldeployments.modelops.io"
     names = crd["spec"]["names"]
-    assert (names["kind"], names["plural"], names["shortNames"]) == ("ModelDeployment", "modeldeployments", ["md"])
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        "ModelDeployment",
+        "modeldeployments",
+        ["md"],
+    )
     version = crd["spec"]["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [column["name"] for column in version["additionalPrinterColumns"]]

@@ -29,7 +29,13 @@ def test_rejects_what_is_not_a_duration_and_names_it(text: str) -> None:
         parse_duration(text)
 
 
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h"])), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h"])),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_every_string_the_crd_pattern_accepts_parses(parts: list[tuple[int, str]]) -> None:
     import re
 

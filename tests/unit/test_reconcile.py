@@ -90,11 +90,16 @@ def test_a_changed_spec_updates_the_service_and_reports_the_replacement() -> Non
     observed = served_by_kserve(first.inference_service)
     healthy = decide(with_status(body, first), observed, NOW)
 
-    new_body = deployment_body(spec__model__version="8", spec__serving__storageUri="s3://models/fraud/8")
+    new_body = deployment_body(
+        spec__model__version="8", spec__serving__storageUri="s3://models/fraud/8"
+    )
     new_body["metadata"]["generation"] = 2
     changed = decide(with_status(new_body, healthy), observed, NOW)
     assert changed.inference_service is not None
-    assert changed.inference_service["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/8"
+    assert (
+        changed.inference_service["spec"]["predictor"]["model"]["storageUri"]
+        == "s3://models/fraud/8"
+    )
     assert reasons(changed) == ["Updated"]
     assert changed.status.phase == "Progressing"
     assert changed.status.stable is not None and changed.status.stable.version == "7"
@@ -193,15 +198,15 @@ specs = st.fixed_dictionaries(
         "spec__serving__protocolVersion": st.sampled_from(["v1", "v2"]),
         "spec__model__version": st.integers(1, 99).map(str),
         "spec__serving__storageUri": st.sampled_from(["s3://a/1", "gs://b/2", "pvc://c/3"]),
-        "spec__serving__resources": st.one_of(
-            st.none(), st.just({"requests": {"cpu": "100m"}})
-        ),
+        "spec__serving__resources": st.one_of(st.none(), st.just({"requests": {"cpu": "100m"}})),
     }
 )
 
 
 @given(specs, st.booleans())
-def test_a_second_reconcile_of_the_same_state_writes_nothing(overrides: dict[str, Any], ready: bool) -> None:
+def test_a_second_reconcile_of_the_same_state_writes_nothing(
+    overrides: dict[str, Any], ready: bool
+) -> None:
     body = deployment_body(**overrides)
     first = decide(ModelDeployment.model_validate(body), None, NOW)
     assert first.inference_service is not None

@@ -28,6 +28,7 @@ from modelops.api.resource import (
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.patches import merge_patch
 from modelops.core.reconcile import Decision, EventIntent, Problem, decide, failed_decision
+from modelops.handlers.metrics import API_WRITES, RECONCILES
 
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
@@ -72,7 +73,6 @@ class Reconciler:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._attempts: dict[Key, int] = {}
         self._retries: dict[Key, asyncio.TimerHandle] = {}
-        self.writes = 0
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
@@ -95,6 +95,13 @@ class Reconciler:
             self._deployments[key] = newest
         return key
 
+    def observe_inference_service_deleted(self, body: Mapping[str, Any]) -> None:
+        """Drop our copy of a deleted InferenceService, unless ours is a newer recreation."""
+        key = key_of(body)
+        written = self._written_services.get(key)
+        if written is not None and written["metadata"].get("uid") == body["metadata"].get("uid"):
+            del self._written_services[key]
+
     def knows(self, key: Key) -> bool:
         return key in self._deployments
 
@@ -107,23 +114,27 @@ class Reconciler:
             if body is None:
                 return
             try:
-                await self._reconcile_once(key, body, inference_services)
+                outcome = await self._reconcile_once(key, body, inference_services)
             except (ApiError, OSError, TimeoutError) as error:
+                RECONCILES.labels("retry").inc()
                 self._schedule_retry(key, inference_services, error)
             else:
+                RECONCILES.labels(outcome).inc()
                 self._attempts.pop(key, None)
 
     async def _reconcile_once(
         self, key: Key, body: Mapping[str, Any], inference_services: InferenceServiceLookup
-    ) -> None:
+    ) -> str:
+        """One pass; returns the outcome: unchanged, changed or rejected."""
         try:
             deployment = ModelDeployment.model_validate(body)
         except ValidationError as error:
             # The CRD schema mirrors the models, so this means an older or edited CRD.
             logger.error("ModelDeployment %s/%s does not parse: %s", *key, error)
-            return
+            return "rejected"
         observed = newer(inference_services(key), self._written_services.get(key))
         decision = decide(deployment, observed, self._clock())
+        outcome = "unchanged"
         if decision.inference_service is not None:
             try:
                 written = await self._api.apply(_service_path(key), decision.inference_service)
@@ -136,15 +147,19 @@ class Reconciler:
                     f"{error.reason}): {error.message}",
                 )
                 decision = failed_decision(deployment, problem, self._clock())
+                outcome = "rejected"
             else:
-                self.writes += 1
+                API_WRITES.labels("inferenceservices").inc()
                 self._written_services[key] = written
+                outcome = "changed"
                 logger.info("Applied InferenceService %s/%s", *key)
-        await self._write_status(key, body, decision)
+        if await self._write_status(key, body, decision) and outcome == "unchanged":
+            outcome = "changed"
         for event in decision.events:
             self._post_event(body, event)
+        return outcome
 
-    async def _write_status(self, key: Key, body: Mapping[str, Any], decision: Decision) -> None:
+    async def _write_status(self, key: Key, body: Mapping[str, Any], decision: Decision) -> bool:
         current_raw: dict[str, Any] = dict(body.get("status") or {})
         desired = _dump(decision.status)
         try:
@@ -152,14 +167,15 @@ class Reconciler:
         except ValidationError:
             current = {}
         if current == desired:
-            return
+            return False
         patch = merge_patch(current_raw, desired)
         if not patch:
-            return
+            return False
         path = namespaced_path(GROUP, VERSION, PLURAL, *key, subresource="status")
         written = await self._api.merge_patch(path, {"status": patch})
-        self.writes += 1
+        API_WRITES.labels("modeldeployments/status").inc()
         self.observe_deployment(written)
+        return True
 
     def _schedule_retry(self, key: Key, lookup: InferenceServiceLookup, error: Exception) -> None:
         attempt = self._attempts.get(key, 0)

@@ -33,7 +33,12 @@ class Runtime:
 
 
 def _post_event(body: Mapping[str, Any], event: EventIntent) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)
+    kopf.event(
+        kopf.Body(cast(kopf.RawBody, dict(body))),
+        type=event.type,
+        reason=event.reason,
+        message=event.message,
+    )
 
 
 @kopf.on.startup()
@@ -109,11 +114,14 @@ async def model_deployment_event(
 @kopf.on.event(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL)
 async def inference_service_event(
     body: kopf.Body,
+    type: str,
     memo: Any,
     **kwargs: Any,
 ) -> None:
     owner = _owning_deployment(body)
     reconciler = _reconciler(memo)
+    if type == "DELETED":
+        reconciler.observe_inference_service_deleted(body)
     if owner is not None and reconciler.knows(owner):
         await reconciler.reconcile(owner, _lookup(kwargs["inference_services"]))
 

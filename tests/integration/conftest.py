@@ -1,0 +1,200 @@
+"""Fixtures on a real control plane (etcd, kube-apiserver, controller-manager, scheduler)
+with KServe's CRDs, started once per test run, and the operator as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from modelops.devstack.control_plane import OPERATOR_USER, ControlPlane
+
+pytestmark = pytest.mark.integration
+
+_state: dict[str, Any] = {}
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 30,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> Any:
+    """Poll until `predicate` returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except client.ApiException as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what} (last error: {last_error})"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"))
+    plane.start(progress=True)
+    _state["control_plane"] = plane
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def api_client(control_plane: ControlPlane) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture(scope="session")
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+class Operator:
+    """`modelops run` as a subprocess, with the operator's own credentials."""
+
+    def __init__(self, plane: ControlPlane, log: Path) -> None:
+        self.plane = plane
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+        self.liveness_port = 0
+
+    def start(self) -> None:
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        env = {**os.environ, "KUBECONFIG": str(self.plane.operator_kubeconfig)}
+        command = [
+            sys.executable, "-m", "modelops.cli", "run",
+            "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
+            "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_for(self.healthy, timeout=60, what="the operator's liveness endpoint")
+
+    def healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"the operator exited with {self.process.returncode}:\n{self.tail()}"
+            )
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
+            ) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples whose labels include `labels`."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            text = r.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{key}="{value}"' in line for key, value in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    running = Operator(control_plane, tmp_path_factory.mktemp("operator") / "operator.log")
+    running.start()
+    _state["operator"] = running
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def operator_writes(
+    plane: ControlPlane, namespace: str, *, include_events: bool = False
+) -> list[dict[str, Any]]:
+    """The operator's write requests in `namespace`, from the API server's audit log."""
+    writes = []
+    for line in plane.audit_log.read_text().splitlines():
+        entry = json.loads(line)
+        ref = entry.get("objectRef", {})
+        if entry["user"]["username"] != OPERATOR_USER or ref.get("namespace") != namespace:
+            continue
+        if ref.get("resource") == "events" and not include_events:
+            continue
+        writes.append(entry)
+    return writes
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        if "operator" in _state:
+            report.sections.append(("operator log (tail)", _state["operator"].tail()))
+        if "control_plane" in _state:
+            report.sections.append(
+                ("control plane logs (tail)", _state["control_plane"].log_tails(15))
+            )
+    return report
