@@ -6,7 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CRD := crds/modeldeployments.modelops.io.yaml
 
-.PHONY: test venv binaries lint typecheck imports unit integration crds control-plane-up control-plane-down clean
+demo: venv
+	$(PY) -m modelops.devstack.demo $(DEMO_ARGS)
+
+.PHONY: demo test venv binaries lint typecheck imports unit integration crds control-plane-up control-plane-down clean
 
 test: venv binaries lint typecheck imports
 	$(PY) -m pytest
