@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         manifest = yaml.safe_load(EXAMPLE.read_text())
         name = manifest["metadata"]["name"]
         say(f"apply {EXAMPLE.relative_to(REPO_ROOT)}")
-        plane.request("POST", "/apis/modelops.io/v1alpha1/namespaces/default/modeldeployments", manifest)
+        plane.request(
+            "POST", "/apis/modelops.io/v1alpha1/namespaces/default/modeldeployments", manifest
+        )
         plane.wait_for(
             f"/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}",
             lambda found: bool(found),
@@ -62,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         kubectl = [str(binaries.kubectl), "--kubeconfig", str(plane.kubeconfig)]
         subprocess.run([*kubectl, "get", "modeldeployments,inferenceservices"], check=False)
         subprocess.run([*kubectl, "get", "inferenceservice", name, "-o", "yaml"], check=False)
-        subprocess.run([*kubectl, "get", "events", "--field-selector", f"involvedObject.name={name}"], check=False)
+        subprocess.run(
+            [*kubectl, "get", "events", "--field-selector", f"involvedObject.name={name}"],
+            check=False,
+        )
         if args.keep:
             say("the stack keeps running; explore it with:")
             print(f"export KUBECONFIG={plane.kubeconfig}")
-            print(f"stop it with: hack/control-plane down --dir {args.dir}  (operator pid {operator.pid})")
+            print(
+                f"stop it with: hack/control-plane down --dir {args.dir}  (operator pid {operator.pid})"
+            )
             return 0
     finally:
         if not args.keep:

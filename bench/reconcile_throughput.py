@@ -1,0 +1,203 @@
+"""Benchmark: N ModelDeployments applied at once -> every InferenceService written.
+
+Measured in one run on one real control plane:
+  baseline  a bare aiohttp client doing the necessary writes per deployment (create the
+            InferenceService, write the status), 64 requests in flight;
+  operator  `modelops run -n bench` reconciling N deployments created at once (64 in flight),
+            timed from the first create until the last InferenceService is seen on a watch.
+Reports both times, their ratio (target <= 1.5), the p50/p99 latency from a deployment's create
+returning to its InferenceService appearing (target p99 <= 1 s), and the operator's RSS
+(target <= 150 MiB at 1,000).
+
+    .venv/bin/python bench/reconcile_throughput.py [--count 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from modelops.devstack.control_plane import ControlPlane
+
+CONCURRENCY = 64
+MD_PATH = "/apis/modelops.io/v1alpha1/namespaces/{ns}/modeldeployments"
+ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
+
+
+def deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "bench-model", "version": "1"},
+            "serving": {"modelFormat": {"name": "sklearn"}, "storageUri": f"s3://bench/{name}"},
+        },
+    }
+
+
+def inference_service(name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": "modelops"},
+            "ownerReferences": [{"apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment",
+                                 "name": name, "uid": uid, "controller": True}],
+        },
+        "spec": {"predictor": {"minReplicas": 1, "model": {
+            "modelFormat": {"name": "sklearn"}, "protocolVersion": "v2", "storageUri": f"s3://bench/{name}"}}},
+    }  # fmt: skip
+
+
+class Client:
+    def __init__(self, plane: ControlPlane) -> None:
+        context = ssl.create_default_context(cafile=str(plane.directory / "pki" / "ca.crt"))
+        self.server = plane.server
+        self.session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {plane.token()}"},
+            connector=aiohttp.TCPConnector(ssl=context, limit=CONCURRENCY),
+            timeout=aiohttp.ClientTimeout(total=120),
+        )
+        self.gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def call(
+        self, method: str, path: str, body: Any = None, ctype: str = "application/json"
+    ) -> Any:
+        async with (
+            self.gate,
+            self.session.request(
+                method,
+                self.server + path,
+                data=json.dumps(body) if body is not None else None,
+                headers={"Content-Type": ctype},
+            ) as response,
+        ):
+            payload = await response.json()
+            if response.status >= 400:
+                raise RuntimeError(f"{method} {path}: {response.status} {payload.get('message')}")
+            return payload
+
+    async def namespace(self, name: str) -> None:
+        await self.call("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def baseline(client: Client, count: int) -> float:
+    ns = "baseline"
+    await client.namespace(ns)
+    created = await asyncio.gather(
+        *(client.call("POST", MD_PATH.format(ns=ns), deployment(f"md-{i}")) for i in range(count))
+    )
+    status = {"status": {"observedGeneration": 1, "phase": "Pending", "inferenceService": "x"}}
+
+    async def necessary_writes(body: dict[str, Any]) -> None:
+        name, uid = body["metadata"]["name"], body["metadata"]["uid"]
+        await client.call("POST", ISVC_PATH.format(ns=ns), inference_service(name, uid))
+        await client.call(
+            "PATCH",
+            MD_PATH.format(ns=ns) + f"/{name}/status",
+            status,
+            "application/merge-patch+json",
+        )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(necessary_writes(body) for body in created))
+    return time.perf_counter() - started
+
+
+async def watch_services(client: Client, ns: str, seen: dict[str, float], count: int) -> None:
+    url = client.server + ISVC_PATH.format(ns=ns) + "?watch=true&allowWatchBookmarks=false"
+    async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
+        async for line in response.content:
+            event = json.loads(line)
+            if event["type"] == "ADDED":
+                seen.setdefault(event["object"]["metadata"]["name"], time.perf_counter())
+                if len(seen) >= count:
+                    return
+
+
+async def with_operator(client: Client, plane: ControlPlane, count: int) -> dict[str, Any]:
+    ns = "bench"
+    await client.namespace(ns)
+    log = open(plane.logs / "operator.log", "ab")  # noqa: SIM115
+    env = {**os.environ, "KUBECONFIG": str(plane.operator_kubeconfig)}
+    operator = subprocess.Popen(
+        [sys.executable, "-m", "modelops.cli", "run", "-n", ns, "--liveness", "none", "--metrics-port", "0"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(5)  # start-up is not what is measured
+        seen: dict[str, float] = {}
+        created_at: dict[str, float] = {}
+        watcher = asyncio.create_task(watch_services(client, ns, seen, count))
+        await asyncio.sleep(0.5)
+
+        async def create(i: int) -> None:
+            await client.call("POST", MD_PATH.format(ns=ns), deployment(f"md-{i}"))
+            created_at[f"md-{i}"] = time.perf_counter()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(create(i) for i in range(count)))
+        await asyncio.wait_for(watcher, timeout=300)
+        elapsed = max(seen.values()) - started
+        latencies = sorted(max(0.0, seen[name] - created_at[name]) for name in created_at)
+        rss_kib = int(next(
+            line.split()[1] for line in Path(f"/proc/{operator.pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        ))  # fmt: skip
+        return {
+            "elapsed": elapsed,
+            "p50": statistics.median(latencies),
+            "p99": latencies[int(len(latencies) * 0.99) - 1],
+            "rss_mib": rss_kib / 1024,
+        }
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+
+
+async def run(count: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="modelops-bench-") as folder:
+        plane = ControlPlane(Path(folder))
+        plane.start(progress=True)
+        client = Client(plane)
+        try:
+            base = await baseline(client, count)
+            measured = await with_operator(client, plane, count)
+        finally:
+            await client.close()
+            plane.stop()
+    ratio = measured["elapsed"] / base
+    print(f"deployments:           {count}")
+    print(f"bare client (baseline): {base:.2f} s")
+    print(f"operator:               {measured['elapsed']:.2f} s   (target <= 30 s)")
+    print(f"ratio operator/bare:    {ratio:.2f}     (target <= 1.5)")
+    print(
+        f"latency p50 / p99:      {measured['p50']:.3f} s / {measured['p99']:.3f} s   (target p99 <= 1 s)"
+    )
+    print(f"operator RSS:           {measured['rss_mib']:.0f} MiB   (target <= 150 MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=1000)
+    sys.exit(asyncio.run(run(parser.parse_args().count)))
