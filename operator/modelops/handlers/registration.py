@@ -51,6 +51,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.reporting_component = "modelops"
     settings.peering.standalone = True
+    # Reconnect watches that a proxy or load balancer silently dropped.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
     # Only our InferenceServices are watched (filtered by the API server, not here).
     settings.watching.label_selectors[KSERVE_GROUP, INFERENCE_SERVICE_PLURAL] = (
         f"{MANAGED_BY}=modelops"
