@@ -20,7 +20,7 @@ from modelops.api.resource import (
 from modelops.core.inference_service import MANAGED_BY
 from modelops.core.reconcile import EventIntent
 from modelops.handlers.connection import connection_from, login
-from modelops.handlers.reconciler import Key, Reconciler, key_of
+from modelops.handlers.reconciler import Key, Reconciler, key_of, slim
 
 PREFIX = "modelops.io"
 
@@ -91,7 +91,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.index(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL)
 def inference_services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     """Our InferenceServices by (namespace, name); kopf fills it before any handler runs."""
-    return {key_of(body): {k: body[k] for k in ("metadata", "spec", "status") if k in body}}
+    return {key_of(body): slim({k: body[k] for k in ("metadata", "spec", "status") if k in body})}
 
 
 def _lookup(index: kopf.Index[Key, dict[str, Any]]) -> Any:
