@@ -1,0 +1,78 @@
+"""The pod network stand-in: sandboxes reach each other and the host, and `down` leaves
+nothing behind. Needs root (CI and the sessions run as root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelops.devstack.network import PodNetwork
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+
+def links() -> str:
+    return subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
+
+
+def namespaces() -> str:
+    return subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def fetch(url: str, sandbox_command: list[str] | None = None) -> str:
+    code = (
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=2).read().decode())"
+    )
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(
+        sandbox_command + command if sandbox_command else command,
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def test_sandboxes_talk_to_each_other_and_to_the_host_then_vanish(tmp_path: Path) -> None:
+    network = PodNetwork(tmp_path, bridge="motest0")
+    try:
+        network.up()
+        server, client = network.add("server"), network.add("client")
+        assert server.address != client.address
+        (tmp_path / "www").mkdir()
+        (tmp_path / "www" / "hello.txt").write_text("hello from the sandbox")
+        process = subprocess.Popen(
+            server.command([sys.executable, "-m", "http.server", "--bind", server.address,
+                            "--directory", str(tmp_path / "www"), "8000"]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://{server.address}:8000/hello.txt"
+        assert wait_for(lambda: fetch(url), timeout=30, what="the server in the sandbox") == (
+            "hello from the sandbox"
+        )
+        # From another sandbox, through the bridge.
+        assert fetch(url, client.command([])) == "hello from the sandbox"
+        # Loopback inside a sandbox is its own: the host's loopback is not reachable.
+        assert fetch("http://127.0.0.1:8000/hello.txt", client.command([])) == ""
+    finally:
+        network.down()
+    process.wait(timeout=10)  # `down` ended what was still running inside the sandboxes
+    assert "motest0" not in links()
+    assert "modelops-" not in namespaces()
+    assert not any(line.startswith("mo") and "@" in line for line in links().splitlines())
+
+
+def test_a_range_the_machine_uses_is_refused(tmp_path: Path) -> None:
+    routes = subprocess.run(
+        ["ip", "-4", "route"], capture_output=True, text=True, check=True
+    ).stdout
+    used = next(line.split()[0] for line in routes.splitlines() if "/" in line.split()[0])
+    network = PodNetwork(tmp_path, cidr=used, bridge="motest1")
+    with pytest.raises(RuntimeError, match="overlaps"):
+        network.up()
+    assert "motest1" not in links()
