@@ -17,6 +17,7 @@ from pathlib import Path
 
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "v3.6.14")
 KUBERNETES_VERSION = os.environ.get("KUBERNETES_VERSION", "v1.35.4")
+KSERVE_VERSION = os.environ.get("KSERVE_VERSION", "v0.20.0")
 CACHE_ROOT = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries"
@@ -85,7 +86,12 @@ def build(component: str) -> None:
     """Run hack/build-binaries for 'etcd' or 'kubernetes' (progress goes to stderr)."""
     if not BUILD_SCRIPT.is_file():
         raise RuntimeError(f"cannot build {component}: {BUILD_SCRIPT} is missing")
-    env = {**os.environ, "ETCD_VERSION": ETCD_VERSION, "KUBERNETES_VERSION": KUBERNETES_VERSION}
+    env = {
+        **os.environ,
+        "ETCD_VERSION": ETCD_VERSION,
+        "KUBERNETES_VERSION": KUBERNETES_VERSION,
+        "KSERVE_VERSION": KSERVE_VERSION,
+    }
     env["MODELOPS_CACHE"] = str(CACHE_ROOT)
     subprocess.run([str(BUILD_SCRIPT), component], check=True, env=env, stdout=sys.stderr)
 
@@ -109,7 +115,20 @@ def ensure_binaries() -> Binaries:
     )
 
 
+def kserve_home() -> Path:
+    """The KServe manager binary and the module's config/ folder it was built from."""
+    return CACHE_ROOT / "bin" / f"kserve-{KSERVE_VERSION}"
+
+
+def ensure_kserve() -> Path:
+    home = kserve_home()
+    if not (home / "manager").is_file() or not (home / "config").is_dir():
+        build("kserve")
+    return home
+
+
 if __name__ == "__main__":
+    print(f"kserve: {ensure_kserve()}")
     binaries = ensure_binaries()
     for field, value in vars(binaries).items():
         print(f"{field}: {value}")

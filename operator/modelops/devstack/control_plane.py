@@ -165,8 +165,16 @@ class ControlPlane:
         if data is not None:
             request.add_header("Content-Type", content_type)
         context = ssl.create_default_context(cafile=str(self.directory / "pki" / "ca.crt"))
-        with urllib.request.urlopen(request, context=context, timeout=60) as response:
-            payload = response.read()
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=60) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as error:
+            # Keep the API server's explanation: it names the field and the rule.
+            detail = error.read().decode(errors="replace")
+            with contextlib.suppress(ValueError, KeyError):
+                detail = json.loads(detail)["message"]
+            error.msg = f"{error.msg}: {method} {path}: {detail}"
+            raise
         if not payload.startswith((b"{", b"[")):
             return payload.decode()
         return json.loads(payload)
@@ -429,12 +437,28 @@ def _kubeconfig(server: str, ca: Path, token: str, user: str) -> dict[str, Any]:
     }
 
 
+# kind -> (plural, namespaced) for the objects the local stack installs.
+_KINDS = {
+    "CustomResourceDefinition": ("customresourcedefinitions", False),
+    "Namespace": ("namespaces", False),
+    "ConfigMap": ("configmaps", True),
+    "Secret": ("secrets", True),
+    "ClusterServingRuntime": ("clusterservingruntimes", False),
+    "ClusterStorageContainer": ("clusterstoragecontainers", False),
+    "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
+    "ValidatingWebhookConfiguration": ("validatingwebhookconfigurations", False),
+}
+
+
 def _object_path(manifest: dict[str, Any]) -> str:
     api_version, kind = manifest["apiVersion"], manifest["kind"]
-    name = manifest["metadata"]["name"]
-    if kind == "CustomResourceDefinition":
-        return f"/apis/{api_version}/customresourcedefinitions/{name}"
-    raise ValueError(f"apply() knows no path for {kind}")
+    if kind not in _KINDS:
+        raise ValueError(f"apply() knows no path for {kind}")
+    plural, namespaced = _KINDS[kind]
+    prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+    metadata = manifest["metadata"]
+    scope = f"/namespaces/{metadata.get('namespace', 'default')}" if namespaced else ""
+    return f"{prefix}{scope}/{plural}/{metadata['name']}"
 
 
 def _condition_true(obj: dict[str, Any], kind: str) -> bool:
