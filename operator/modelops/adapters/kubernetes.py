@@ -10,7 +10,7 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,7 @@ def _ssl_context(connection: Connection) -> ssl.SSLContext | bool:
 class KubernetesApi:
     """The calls the reconciler needs. Paths are API paths ("/apis/group/version/...")."""
 
-    def __init__(self, connection: Connection, *, timeout: float = 30.0) -> None:
+    def __init__(self, connection: Connection, *, timeout: float | None = 30.0) -> None:
         headers = {"Accept": "application/json", "User-Agent": "modelops"}
         auth = None
         if connection.token:
@@ -114,6 +114,26 @@ class KubernetesApi:
                     str(decoded.get("message", payload[:500])),
                 )
             return decoded
+
+    async def watch(
+        self, path: str, params: Mapping[str, str]
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Watch events (type, object) until the server ends the stream; ApiError on ERROR."""
+        query = {**params, "watch": "true", "timeoutSeconds": "300"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=330)
+        async with self._session.get(
+            self._server + path, params=query, timeout=timeout
+        ) as response:
+            if response.status >= 400:
+                raise ApiError(response.status, str(response.reason), await response.text())
+            async for line in response.content:
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    status = event["object"]
+                    raise ApiError(
+                        status.get("code", 500), status.get("reason", ""), status.get("message", "")
+                    )
+                yield event["type"], event["object"]
 
     async def get(self, path: str) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,174 @@
+"""The process kubelet on the real control plane: the scheduler binds pods to its Node, it runs
+them as processes in their own network namespaces, and the real controllers react."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from modelops.devstack.control_plane import ControlPlane
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pod sandboxes need root")
+
+CIDR = "10.215.0.0/16"
+BRIDGE = "mokubelet0"
+
+
+@pytest.fixture(scope="module")
+def kubelet(
+    control_plane: ControlPlane, core: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("kubelet")
+    log = (control_plane.logs / "kubelet.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(control_plane.kubeconfig),
+         "--node", "modelops-local", "--state", str(state), "--cidr", CIDR, "--bridge", BRIDGE],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+    def node_ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError("the kubelet exited; see kubelet.log")
+        node = core.read_node("modelops-local")
+        ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
+        untainted = not any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or [])
+        return bool(ready and ready[0].status == "True" and untainted)
+
+    try:
+        wait_for(node_ready, timeout=60, what="the Node to be Ready and untainted")
+        yield state
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
+    assert BRIDGE not in links, "the kubelet left its bridge behind"
+
+
+def service_account_ready(core: client.CoreV1Api, namespace: str) -> None:
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", namespace),
+        what="the default ServiceAccount",
+    )
+
+
+def job(name: str, code: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "python:3.11-slim", "command": ["python", "-c", code],
+             "env": [{"name": "GREETING", "value": "hello"},
+                     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}},
+    }  # fmt: skip
+
+
+def job_condition(batch: client.BatchV1Api, namespace: str, name: str, kind: str) -> bool:
+    status = batch.read_namespaced_job_status(name, namespace).status
+    return any(c.type == kind and c.status == "True" for c in status.conditions or [])
+
+
+def job_pod(core: client.CoreV1Api, namespace: str, name: str) -> Any:
+    [pod] = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+    return pod
+
+
+def test_a_job_that_succeeds_is_marked_complete(
+    kubelet: Path, api_client: client.ApiClient, core: client.CoreV1Api, namespace: str
+) -> None:
+    service_account_ready(core, namespace)
+    batch = client.BatchV1Api(api_client)
+    code = "import os; print(os.environ['GREETING'], 'from', os.environ['POD_NAME'])"
+    batch.create_namespaced_job(namespace, job("hello", code))
+    wait_for(
+        lambda: job_condition(batch, namespace, "hello", "Complete"),
+        timeout=90,
+        what="the Job to complete",
+    )
+    pod = job_pod(core, namespace, "hello")
+    assert pod.status.phase == "Succeeded"
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 0
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(CIDR)
+    [log] = kubelet.glob(f"pods/{namespace}_{pod.metadata.name}_*/main.log")
+    assert log.read_text().strip() == f"hello from {pod.metadata.name}"
+
+
+def test_a_failing_job_is_marked_failed_with_the_exit_code(
+    kubelet: Path, api_client: client.ApiClient, core: client.CoreV1Api, namespace: str
+) -> None:
+    service_account_ready(core, namespace)
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_job(namespace, job("broken", "import sys; sys.exit(3)"))
+    wait_for(
+        lambda: job_condition(batch, namespace, "broken", "Failed"),
+        timeout=90,
+        what="the Job to fail",
+    )
+    pod = job_pod(core, namespace, "broken")
+    assert pod.status.phase == "Failed"
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 3
+
+
+def test_an_image_without_a_local_command_waits_with_a_clear_reason(
+    kubelet: Path, core: client.CoreV1Api, namespace: str
+) -> None:
+    service_account_ready(core, namespace)
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "web"}, "spec": {
+        "containers": [{"name": "nginx", "image": "nginx:1.27"}]}})  # fmt: skip
+
+    def waiting_reason() -> str | None:
+        statuses = core.read_namespaced_pod("web", namespace).status.container_statuses or []
+        waiting = statuses[0].state.waiting if statuses else None
+        return waiting.reason if waiting else None
+
+    assert (
+        wait_for(waiting_reason, timeout=60, what="a waiting reason") == "ImageNotRunnableLocally"
+    )
+
+
+def test_a_ready_pod_becomes_an_endpoint_and_deleting_it_stops_its_process(
+    kubelet: Path, api_client: client.ApiClient, core: client.CoreV1Api, namespace: str
+) -> None:
+    service_account_ready(core, namespace)
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "server", "labels": {"app": "server"}}, "spec": {
+        "containers": [{"name": "http", "image": "python:3.11-slim",
+                        "command": ["python", "-m", "http.server", "--bind", "0.0.0.0", "8000"],
+                        "ports": [{"name": "http", "containerPort": 8000}],
+                        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2}}]}})  # fmt: skip
+    core.create_namespaced_service(namespace, {"metadata": {"name": "server"}, "spec": {
+        "selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8000}]}})  # fmt: skip
+    pod = wait_for(
+        lambda: (p := core.read_namespaced_pod("server", namespace)).status.phase == "Running"
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) and p,
+        timeout=60, what="the pod to be Ready",
+    )  # fmt: skip
+    discovery = client.DiscoveryV1Api(api_client)
+
+    def ready_addresses() -> list[str]:
+        slices = discovery.list_namespaced_endpoint_slice(
+            namespace, label_selector="kubernetes.io/service-name=server"
+        )
+        return [
+            a
+            for s in slices.items
+            for e in s.endpoints or []
+            if e.conditions.ready
+            for a in e.addresses
+        ]
+
+    assert wait_for(ready_addresses, timeout=60, what="a ready endpoint") == [pod.status.pod_ip]
+
+    core.delete_namespaced_pod("server", namespace)
+    wait_for(lambda: not core.list_namespaced_pod(namespace, field_selector="metadata.name=server").items,
+             timeout=60, what="the kubelet to finish the pod's deletion")  # fmt: skip
+    assert pod.status.pod_ip not in subprocess.run(
+        ["ip", "-br", "addr"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "http.server --bind 0.0.0.0 8000" not in subprocess.run(
+        ["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout  # fmt: skip
