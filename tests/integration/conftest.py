@@ -24,6 +24,10 @@ pytestmark = pytest.mark.integration
 
 _state: dict[str, Any] = {}
 
+# The process kubelet's pod network (the KServe sandbox uses 10.213.0.0/16).
+KUBELET_CIDR = "10.215.0.0/16"
+KUBELET_BRIDGE = "mokubelet0"
+
 
 def wait_for(
     predicate: Callable[[], Any],
@@ -87,6 +91,58 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
     core.create_namespace({"metadata": {"name": name}})
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def kubelet(
+    control_plane: ControlPlane, core: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("kubelet")
+    log = (control_plane.logs / "kubelet.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(control_plane.kubeconfig),
+         "--node", "modelops-local", "--state", str(state), "--cidr", KUBELET_CIDR, "--bridge", KUBELET_BRIDGE],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+    def node_ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError("the kubelet exited; see kubelet.log")
+        node = core.read_node("modelops-local")
+        ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
+        untainted = not any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or [])
+        return bool(ready and ready[0].status == "True" and untainted)
+
+    try:
+        wait_for(node_ready, timeout=60, what="the Node to be Ready and untainted")
+        yield state
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
+    assert KUBELET_BRIDGE not in links, "the kubelet left its bridge behind"
+
+
+@pytest.fixture(scope="session")
+def router(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The router on a loopback port; yields its base URL."""
+    port = free_port()
+    ready = tmp_path_factory.mktemp("router") / "ready"
+    log = (control_plane.logs / "router.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(control_plane.kubeconfig),
+         "--listen", f"127.0.0.1:{port}", "--ready-file", str(ready)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: ready.exists() or process.poll() is not None, timeout=30, what="the router"
+        )
+        assert process.poll() is None, "the router exited; see router.log"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 class Operator:

@@ -6,51 +6,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from modelops.devstack.control_plane import ControlPlane
+from tests.integration.conftest import KUBELET_CIDR as CIDR
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pod sandboxes need root")
-
-CIDR = "10.215.0.0/16"
-BRIDGE = "mokubelet0"
-
-
-@pytest.fixture(scope="module")
-def kubelet(
-    control_plane: ControlPlane, core: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("kubelet")
-    log = (control_plane.logs / "kubelet.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(control_plane.kubeconfig),
-         "--node", "modelops-local", "--state", str(state), "--cidr", CIDR, "--bridge", BRIDGE],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-    def node_ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError("the kubelet exited; see kubelet.log")
-        node = core.read_node("modelops-local")
-        ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
-        untainted = not any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or [])
-        return bool(ready and ready[0].status == "True" and untainted)
-
-    try:
-        wait_for(node_ready, timeout=60, what="the Node to be Ready and untainted")
-        yield state
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
-    assert BRIDGE not in links, "the kubelet left its bridge behind"
 
 
 def service_account_ready(core: client.CoreV1Api, namespace: str) -> None:

@@ -1,0 +1,216 @@
+"""The router (development only): the ingress gateway and kube-proxy of the local stack.
+
+It serves HTTP on its listen addresses and routes each request by Host header:
+- an Ingress rule's host (KServe writes `{isvc}-{namespace}.modelops.test` Ingresses),
+- or a Service name: `{service}.{namespace}[.svc[.cluster.local]]` (with `:port`, the Service
+  port; otherwise its first port),
+to a ready endpoint of the Service taken from the real EndpointSlices, round robin, so traffic
+splits by replicas as it does in a Standard-mode cluster. Its own metrics, per backend pod and
+response code, are at /metrics with Host `router`:
+  modelops_router_requests_total{namespace,service,pod,code}
+  modelops_router_request_duration_seconds{namespace,service}
+
+    python -m modelops.devstack.router --kubeconfig K --listen 127.0.0.1:8080 [--listen IP:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from modelops.adapters.kubernetes import ApiError, KubernetesApi
+from modelops.devstack.kubelet import connection_from_kubeconfig
+
+logger = logging.getLogger("modelops.router")
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Routes:
+    """What the watches saw: Ingress rules, Services and their ready endpoints."""
+
+    def __init__(self) -> None:
+        self.ingresses: dict[Key, dict[str, Any]] = {}
+        self.services: dict[Key, dict[str, Any]] = {}
+        self.slices: dict[Key, dict[str, Any]] = {}
+        self._turns: dict[Any, itertools.count[int]] = defaultdict(itertools.count)
+
+    def store(self, kind: str) -> dict[Key, dict[str, Any]]:
+        return {
+            "ingresses": self.ingresses,
+            "services": self.services,
+            "endpointslices": self.slices,
+        }[kind]
+
+    def resolve(self, host: str, path: str) -> tuple[str, str, int | str] | None:
+        """(namespace, service, service port) for a request, or None."""
+        name, _, port = host.partition(":")
+        for (namespace, _), ingress in self.ingresses.items():
+            for rule in ingress.get("spec", {}).get("rules", []):
+                if rule.get("host") != name:
+                    continue
+                for candidate in rule.get("http", {}).get("paths", []):
+                    if path.startswith(candidate.get("path") or "/"):
+                        backend = candidate["backend"]["service"]
+                        wanted = backend["port"].get("number") or backend["port"].get("name")
+                        return namespace, backend["name"], wanted
+        parts = name.split(".")
+        if len(parts) >= 2 and (len(parts) == 2 or parts[2] == "svc"):
+            return parts[1], parts[0], int(port) if port else 0
+        return None
+
+    def endpoint(
+        self, namespace: str, service: str, port: int | str
+    ) -> tuple[str, int, str] | None:
+        """(address, target port, pod name) of a ready endpoint, taking turns."""
+        svc = self.services.get((namespace, service))
+        if svc is None:
+            return None
+        ports = svc["spec"].get("ports", [])
+        chosen = next((p for p in ports if port in (0, p.get("port"), p.get("name"))), None)
+        if chosen is None:
+            return None
+        port_name = chosen.get("name", "")
+        ready: list[tuple[str, int, str]] = []
+        for (ns, _), piece in sorted(self.slices.items()):
+            labels = piece["metadata"].get("labels", {})
+            if ns != namespace or labels.get("kubernetes.io/service-name") != service:
+                continue
+            target = next(
+                (p["port"] for p in piece.get("ports") or [] if p.get("name", "") == port_name),
+                None,
+            )
+            if target is None:
+                continue
+            for endpoint in piece.get("endpoints") or []:
+                if endpoint.get("conditions", {}).get("ready"):
+                    pod = endpoint.get("targetRef", {}).get("name", "")
+                    ready += [(address, target, pod) for address in endpoint["addresses"]]
+        if not ready:
+            return None
+        return ready[next(self._turns[(namespace, service, port)]) % len(ready)]
+
+
+class Router:
+    def __init__(self, api: KubernetesApi) -> None:
+        self.api = api
+        self.routes = Routes()
+        self.registry = CollectorRegistry()
+        self.requests = Counter("modelops_router_requests", "Requests the router forwarded, by backend pod and response code.",
+                                ["namespace", "service", "pod", "code"], registry=self.registry)  # fmt: skip
+        self.duration = Histogram("modelops_router_request_duration_seconds", "Time to the backend's full response.",
+                                  ["namespace", "service"], registry=self.registry)  # fmt: skip
+        self.client: aiohttp.ClientSession | None = None
+
+    async def follow(self, path: str, kind: str) -> None:
+        store = self.routes.store(kind)
+        while True:
+            try:
+                listing = await self.api.request("GET", path)
+                store.clear()
+                for item in listing.get("items", []):
+                    store[(item["metadata"]["namespace"], item["metadata"]["name"])] = item
+                version = listing["metadata"]["resourceVersion"]
+                async for event, item in self.api.watch(path, {"resourceVersion": version}):
+                    key = (item["metadata"]["namespace"], item["metadata"]["name"])
+                    if event == "DELETED":
+                        store.pop(key, None)
+                    else:
+                        store[key] = item
+            except (aiohttp.ClientError, TimeoutError, ApiError) as error:
+                logger.warning("Watch of %s ended (%s); listing again", kind, error)
+                await asyncio.sleep(1)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if host.split(":")[0] == "router":
+            return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+        target = self.routes.resolve(host, request.path)
+        if target is None:
+            return web.Response(status=404, text=f"no Ingress rule or Service for host {host!r}\n")
+        namespace, service, port = target
+        if (namespace, service) not in self.routes.services:
+            return web.Response(
+                status=404, text=f"no Service {namespace}/{service} (host {host!r})\n"
+            )
+        endpoint = self.routes.endpoint(namespace, service, port)
+        if endpoint is None:
+            return web.Response(status=503, text=f"no ready endpoint for {namespace}/{service}\n")
+        address, target_port, pod = endpoint
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        started = time.perf_counter()
+        assert self.client is not None
+        try:
+            async with self.client.request(
+                request.method, f"http://{address}:{target_port}{request.path_qs}",
+                headers=headers, data=await request.read(),
+            ) as upstream:  # fmt: skip
+                body = await upstream.read()
+                response = web.Response(status=upstream.status, body=body,
+                                        headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS})  # fmt: skip
+        except (aiohttp.ClientError, TimeoutError) as error:
+            response = web.Response(
+                status=502, text=f"backend {pod} ({address}:{target_port}) failed: {error}\n"
+            )
+        self.requests.labels(namespace, service, pod, str(response.status)).inc()
+        self.duration.labels(namespace, service).observe(time.perf_counter() - started)
+        return response
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    api = KubernetesApi(connection_from_kubeconfig(args.kubeconfig), timeout=None)
+    router = Router(api)
+    router.client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+    loop = asyncio.get_running_loop()
+    watches = [
+        loop.create_task(router.follow("/apis/networking.k8s.io/v1/ingresses", "ingresses")),
+        loop.create_task(router.follow("/api/v1/services", "services")),
+        loop.create_task(
+            router.follow("/apis/discovery.k8s.io/v1/endpointslices", "endpointslices")
+        ),
+    ]
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", router.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    for listen in args.listen:
+        host, _, port = listen.rpartition(":")
+        await web.TCPSite(runner, host, int(port)).start()
+    if args.ready_file:
+        Path(args.ready_file).write_text("ready\n")
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    for task in watches:
+        task.cancel()
+    with contextlib.suppress(Exception):
+        await runner.cleanup()
+    await router.client.close()
+    await api.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--listen", action="append", required=True, help="HOST:PORT (repeatable)")
+    parser.add_argument("--ready-file", help="written once the router listens")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(main_async(parser.parse_args()))
