@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 LOG_FORMATS = ("text", "json")
 
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="address the metrics endpoint binds (default 0.0.0.0)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    dev = commands.add_parser(
+        "dev", help="the local stack for development and the demo (needs root)"
+    )
+    dev.add_argument("action", choices=["up", "down", "status", "env"])
+    dev.add_argument(
+        "--dir", type=Path, default=None, help="state folder (default ~/.cache/modelops/run/dev)"
+    )
     return parser
 
 
@@ -86,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return run_operator(args)
+    if args.command == "dev":
+        from modelops.devstack import stack
+
+        return stack.main(args.action, args.dir or stack.DEFAULT_DIR)
     return 2
 
 

@@ -1,0 +1,183 @@
+"""`modelops dev up | down | status | env`: the whole local stack with a state folder.
+
+Started so far: the control plane, the real KServe controller and webhooks (in a sandbox), the
+process kubelet and the router. MLflow, Prometheus and the model-server environments join as
+the local-cluster work continues. Every process is recorded by pid in <dir>/stack.json, and
+`down` stops exactly those, then removes the network namespaces, veths and bridges they made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+from modelops.devstack.binaries import ensure_binaries, ensure_kserve
+from modelops.devstack.control_plane import (
+    ControlPlane,
+    _alive,
+    _free_port,
+    _object_path,
+    _wait_exit,
+)
+from modelops.devstack.kserve import KServeController
+from modelops.devstack.network import PodNetwork
+
+DEFAULT_DIR = Path(
+    os.environ.get("MODELOPS_DEV_DIR", Path.home() / ".cache" / "modelops" / "run" / "dev")
+)
+# Private ranges and bridge names the stack owns (override when they clash with the machine).
+KSERVE_CIDR = os.environ.get("MODELOPS_KSERVE_CIDR", "10.213.0.0/16")
+KUBELET_CIDR = os.environ.get("MODELOPS_POD_CIDR", "10.215.0.0/16")
+BRIDGE_PREFIX = os.environ.get("MODELOPS_BRIDGE_PREFIX", "mo")
+
+
+def say(message: str, started: float) -> None:
+    print(f"[dev] {time.monotonic() - started:6.1f}s  {message}", file=sys.stderr, flush=True)
+
+
+class Stack:
+    def __init__(self, directory: Path = DEFAULT_DIR) -> None:
+        self.directory = directory
+        self.state_file = directory / "stack.json"
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def _record(self, **values: Any) -> None:
+        self.state_file.write_text(json.dumps({**self.state(), **values}, indent=2))
+
+    def up(self) -> dict[str, Any]:
+        started = time.monotonic()
+        if self.state().get("processes"):
+            alive = [n for n, pid in self.state()["processes"].items() if _alive(pid)]
+            if alive:
+                say("already up", started)
+                return self.state()
+            self.down()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        say("binaries (a first run builds them from Go modules: several minutes)", started)
+        binaries = ensure_binaries()
+        ensure_kserve()
+        plane = ControlPlane(self.directory / "control-plane")
+        plane.start(binaries)
+        self._record(
+            control_plane=str(plane.directory),
+            server=plane.server,
+            kubeconfig=str(plane.kubeconfig),
+            processes={},
+        )
+        say(f"control plane at {plane.server}", started)
+
+        kserve = KServeController(
+            plane,
+            PodNetwork(
+                self.directory / "kserve-network",
+                cidr=KSERVE_CIDR,
+                bridge=f"{BRIDGE_PREFIX}kserve0",
+            ),
+        )
+        kserve.start()
+        processes = {name: p.pid for name, p in kserve.processes.items()}
+        webhooks = [_object_path(c) for c in kserve.registered]
+        self._record(processes=processes, webhooks=webhooks)
+        say(f"KServe {kserve.sandbox.address if kserve.sandbox else ''} with webhooks", started)
+
+        logs = plane.logs
+        kubelet = subprocess.Popen(
+            [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(plane.kubeconfig),
+             "--node", "modelops-local", "--state", str(self.directory / "kubelet"), "--cidr", KUBELET_CIDR,
+             "--bridge", f"{BRIDGE_PREFIX}kubelet0"],
+            stdout=(logs / "kubelet.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        processes["kubelet"] = kubelet.pid
+        router_port = _free_port()
+        ready = self.directory / "router.ready"
+        ready.unlink(missing_ok=True)
+        router = subprocess.Popen(
+            [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(plane.kubeconfig),
+             "--listen", f"127.0.0.1:{router_port}", "--ready-file", str(ready)],
+            stdout=(logs / "router.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        processes["router"] = router.pid
+        self._record(processes=processes, router=f"http://127.0.0.1:{router_port}")
+        plane.wait_for(
+            "/api/v1/nodes/modelops-local",
+            lambda node: any(c["type"] == "Ready" and c["status"] == "True"
+                             for c in (node.get("status") or {}).get("conditions", [])),
+            what="the process kubelet's Node",
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        say(f"kubelet (node modelops-local) and router at http://127.0.0.1:{router_port}", started)
+        return self.state()
+
+    def down(self) -> None:
+        state = self.state()
+        if not state:
+            return
+        plane = (
+            ControlPlane.load(Path(state["control_plane"])) if state.get("control_plane") else None
+        )
+        if plane is not None and plane.pids:
+            for path in state.get("webhooks", []):
+                with contextlib.suppress(urllib.error.URLError, OSError):
+                    plane.request("DELETE", path)
+        # The kubelet first: on SIGTERM it stops its pods and removes their sandboxes.
+        order = sorted(state.get("processes", {}).items(), key=lambda item: item[0] != "kubelet")
+        for _, pid in order:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not _wait_exit(pid, 30):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_exit(pid, 5)
+        for network_dir in (self.directory / "kserve-network", self.directory / "kubelet"):
+            if (network_dir / "network.json").exists():
+                PodNetwork(network_dir).down()
+        if plane is not None:
+            plane.stop()
+        self._record(processes={}, webhooks=[])
+
+    def status(self) -> list[tuple[str, int, bool]]:
+        state = self.state()
+        rows = [(name, pid, _alive(pid)) for name, pid in state.get("processes", {}).items()]
+        if state.get("control_plane"):
+            plane = ControlPlane.load(Path(state["control_plane"]))
+            rows = [(name, pid, _alive(pid)) for name, pid in plane.pids.items()] + rows
+        return rows
+
+
+def main(command: str, directory: Path) -> int:
+    stack = Stack(directory)
+    if command == "up":
+        state = stack.up()
+        print(f"export KUBECONFIG={state['kubeconfig']}")
+        print(f"# router (Ingress and Service hosts): {state['router']}")
+        return 0
+    if command == "down":
+        stack.down()
+        print(f"stopped the local stack in {directory}", file=sys.stderr)
+        return 0
+    if command == "env":
+        state = stack.state()
+        if not state.get("kubeconfig"):
+            print(f"no local stack in {directory}", file=sys.stderr)
+            return 1
+        print(f"export KUBECONFIG={state['kubeconfig']}")
+        return 0
+    rows = stack.status()
+    if not rows:
+        print(f"no local stack in {directory}")
+        return 1
+    for name, pid, alive in rows:
+        print(f"{name:26} pid {pid:<8} {'running' if alive else 'STOPPED'}")
+    return 0 if all(alive for *_, alive in rows) else 1
