@@ -63,8 +63,10 @@ def test_sandboxes_talk_to_each_other_and_to_the_host_then_vanish(tmp_path: Path
         network.down()
     process.wait(timeout=10)  # `down` ended what was still running inside the sandboxes
     assert "motest0" not in links()
-    assert "modelops-" not in namespaces()
-    assert not any(line.startswith("mo") and "@" in line for line in links().splitlines())
+    left = namespaces()
+    assert server.namespace not in left and client.namespace not in left
+    host_ends = {"mo" + s.namespace.removeprefix("modelops-") for s in (server, client)}
+    assert not any(line.split("@")[0] in host_ends for line in links().splitlines())
 
 
 def test_a_range_the_machine_uses_is_refused(tmp_path: Path) -> None:
