@@ -52,6 +52,15 @@ def wait_for(
     )
 
 
+def liveness_ok(port: int) -> bool:
+    """Whether kopf's liveness endpoint on this loopback port answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -173,13 +182,7 @@ class Operator:
             raise AssertionError(
                 f"the operator exited with {self.process.returncode}:\n{self.tail()}"
             )
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
-            ) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return liveness_ok(self.liveness_port)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -6,10 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 
 from modelops.devstack.control_plane import ControlPlane
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import free_port, liveness_ok, wait_for
 
 
 def test_json_logs_and_a_watched_namespace_list(
@@ -23,17 +22,7 @@ def test_json_logs_and_a_watched_namespace_list(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
-
-        def alive() -> bool:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/healthz", timeout=2
-                ) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        wait_for(alive, timeout=60, what="the liveness endpoint")
+        wait_for(lambda: liveness_ok(port), timeout=60, what="the liveness endpoint")
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)

@@ -23,8 +23,8 @@ ALIAS_RULES = validations(
 )
 
 
-class SpecModel(BaseModel):
-    """Base of every spec block: camelCase on the wire, docstrings as descriptions."""
+class ApiModel(BaseModel):
+    """camelCase on the wire, attribute docstrings as schema descriptions, immutable."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -33,3 +33,7 @@ class SpecModel(BaseModel):
         extra="ignore",
         frozen=True,
     )
+
+
+class SpecModel(ApiModel):
+    """Base of every spec block."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from modelops.api.base import ApiModel
 
 Phase = Literal[
     "Pending", "Progressing", "Healthy", "Degraded", "RolledBack", "Retraining", "Failed"
@@ -20,14 +21,8 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 HISTORY_LIMIT = 20
 
 
-class StatusModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        use_attribute_docstrings=True,
-        extra="ignore",
-        frozen=True,
-    )
+class StatusModel(ApiModel):
+    """Base of the status blocks: the same wire conventions as the spec."""
 
 
 class Condition(StatusModel):
