@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -313,8 +314,6 @@ class ProcessKubelet:
                 data = (found or {}).get("data", {})
                 value = data.get(ref["key"])
                 if value is not None and kind == "secretKeyRef":
-                    import base64
-
                     return base64.b64decode(value).decode()
                 return value  # type: ignore[no-any-return]
         return None
