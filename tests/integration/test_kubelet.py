@@ -137,3 +137,37 @@ def test_a_ready_pod_becomes_an_endpoint_and_deleting_it_stops_its_process(
         ["ip", "-br", "addr"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert "http.server --bind 0.0.0.0 8000" not in subprocess.run(
         ["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+def test_volumes_appear_at_their_mount_paths_and_nothing_lands_on_the_host(
+    kubelet: Path, core: client.CoreV1Api, namespace: str
+) -> None:
+    service_account_ready(core, namespace)
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "settings"}, "data": {"threshold": "0.5"}}
+    )
+    writer = "open('/mnt/models/model.txt', 'w').write('weights')"
+    reader = (
+        "import os; print(open('/mnt/models/model.txt').read(), open('/etc/modelops-test/threshold').read(),"
+        " os.path.getsize('/var/run/secrets/kubernetes.io/serviceaccount/token') > 0,"
+        " open('/var/run/secrets/kubernetes.io/serviceaccount/namespace').read())"
+    )
+    models = {"name": "models", "mountPath": "/mnt/models"}
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "volumes"}, "spec": {
+        "restartPolicy": "Never",
+        "volumes": [{"name": "models", "emptyDir": {}}, {"name": "settings", "configMap": {"name": "settings"}}],
+        "initContainers": [{"name": "writer", "image": "python:3.11-slim", "command": ["python", "-c", writer],
+                            "volumeMounts": [models]}],
+        "containers": [{"name": "reader", "image": "python:3.11-slim", "command": ["python", "-c", reader],
+                        "volumeMounts": [{**models, "readOnly": True},
+                                         {"name": "settings", "mountPath": "/etc/modelops-test"}]}],
+    }})  # fmt: skip
+    wait_for(
+        lambda: core.read_namespaced_pod("volumes", namespace).status.phase in ("Succeeded", "Failed"),
+        timeout=90, what="the pod to finish",
+    )  # fmt: skip
+    [log] = kubelet.glob(f"pods/{namespace}_volumes_*/reader.log")
+    assert log.read_text().strip() == f"weights 0.5 True {namespace}"
+    assert core.read_namespaced_pod("volumes", namespace).status.phase == "Succeeded"
+    assert not Path("/mnt/models").exists()
+    assert not Path("/etc/modelops-test").exists()

@@ -108,6 +108,7 @@ class PodRun:
     init: list[ContainerState] = field(default_factory=list)
     containers: list[ContainerState] = field(default_factory=list)
     stopping: bool = False
+    volumes: dict[str, Path] = field(default_factory=dict)
 
 
 class ProcessKubelet:
@@ -202,6 +203,15 @@ class ProcessKubelet:
         except Exception as error:
             await self.write_status(run, "Pending", message=f"sandbox: {error}")
             return
+        for attempt in range(30):  # a ConfigMap or Secret may appear a moment after the Pod
+            try:
+                run.volumes = await self.prepare_volumes(pod, folder / "volumes")
+                break
+            except (ApiError, KeyError, ValueError) as error:
+                await self.write_status(run, "Pending", message=f"volumes: {error}")
+                if attempt == 29 or run.stopping:
+                    return
+                await asyncio.sleep(1)
         await self.write_status(run, "Pending")
         policy = spec.get("restartPolicy", "Always")
         for container, state in zip(spec.get("initContainers", []), run.init, strict=True):
@@ -276,6 +286,19 @@ class ProcessKubelet:
             await self.write_status(run, "Pending")
             return False
         assert run.sandbox is not None
+        mounts = [
+            [
+                str(run.volumes[m["name"]] / m.get("subPath", "")),
+                m["mountPath"],
+                bool(m.get("readOnly")),
+            ]
+            for m in container.get("volumeMounts", [])
+            if m["name"] in run.volumes
+        ]
+        if mounts:
+            # A private mount namespace per container, with the volumes at their mountPaths.
+            command = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m",
+                       "modelops.devstack.mounts", json.dumps(mounts), "--", *command]  # fmt: skip
         log = (folder / f"{state.name}.log").open("ab")
         state.process = await asyncio.create_subprocess_exec(
             *run.sandbox.command(command), env={"PATH": os.environ.get("PATH", ""), "HOME": str(folder), **env},
@@ -285,6 +308,80 @@ class ProcessKubelet:
         log.close()
         state.waiting, state.exit_code, state.started_at = None, None, now()
         return True
+
+    async def prepare_volumes(self, pod: dict[str, Any], root: Path) -> dict[str, Path]:
+        """A host folder (or file) per volume: emptyDir, configMap, secret, projected, hostPath."""
+        namespace = pod["metadata"]["namespace"]
+        prepared: dict[str, Path] = {}
+        for volume in pod["spec"].get("volumes", []):
+            name = volume["name"]
+            if "hostPath" in volume:
+                prepared[name] = Path(volume["hostPath"]["path"])
+                continue
+            folder = root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:
+                await self.write_keys(folder, namespace, "configmaps", volume["configMap"])
+            elif "secret" in volume:
+                ref = {**volume["secret"], "name": volume["secret"]["secretName"]}
+                await self.write_keys(folder, namespace, "secrets", ref)
+            elif "projected" in volume:
+                for source in volume["projected"].get("sources", []):
+                    await self.project(folder, pod, source)
+            elif "emptyDir" not in volume:
+                logger.warning("Volume %s of pod %s/%s: type not supported, left empty",
+                               name, namespace, pod["metadata"]["name"])  # fmt: skip
+            prepared[name] = folder
+        return prepared
+
+    async def write_keys(
+        self, folder: Path, namespace: str, plural: str, ref: dict[str, Any]
+    ) -> None:
+        found = await self.api.get(f"/api/v1/namespaces/{namespace}/{plural}/{ref['name']}")
+        if found is None:
+            if ref.get("optional"):
+                return
+            raise ValueError(f"{plural[:-1]} {namespace}/{ref['name']} not found")
+        data = dict(found.get("data") or {})
+        if plural == "secrets":
+            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+        items = ref.get("items") or [{"key": k, "path": k} for k in data]
+        for item in items:
+            if item["key"] in data:
+                target = folder / item["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(data[item["key"]])
+
+    async def project(self, folder: Path, pod: dict[str, Any], source: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        if "serviceAccountToken" in source:
+            request = source["serviceAccountToken"]
+            account = pod["spec"].get("serviceAccountName", "default")
+            spec: dict[str, Any] = {
+                "expirationSeconds": request.get("expirationSeconds", 3607),
+                "boundObjectRef": {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            }
+            if request.get("audience"):
+                spec["audiences"] = [request["audience"]]
+            token = await self.api.request(
+                "POST", f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
+                body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+            )  # fmt: skip
+            (folder / request["path"]).write_text(token["status"]["token"])
+        elif "configMap" in source:
+            await self.write_keys(folder, meta["namespace"], "configmaps", source["configMap"])
+        elif "secret" in source:
+            await self.write_keys(folder, meta["namespace"], "secrets", source["secret"])
+        elif "downwardAPI" in source:
+            for item in source["downwardAPI"].get("items", []):
+                value = await self.value_from(pod, item) if "fieldRef" in item else None
+                if value is not None:
+                    (folder / item["path"]).write_text(value)
 
     async def environment(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
         env: dict[str, str] = {}

@@ -1,0 +1,65 @@
+"""Run a command with the pod's volumes at their mountPaths, in a private mount namespace.
+
+    unshare --mount --propagation private python -m modelops.devstack.mounts SPEC -- ARGV...
+
+SPEC is JSON: [[host_folder, mount_path, read_only], ...]. A mount path whose parents do not
+exist gets a tmpfs on its deepest existing ancestor first (inside this namespace only), so
+nothing is created on the host's filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def _protected(path: Path) -> bool:
+    """Folders a tmpfs must not hide: they hold the interpreter, the pod's files or the root."""
+    keep = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path.cwd().resolve()]
+    return path == Path("/") or any(k == path or path in k.parents for k in keep)
+
+
+def prepare(target: Path, mounted: set[Path]) -> None:
+    if target.exists():
+        return
+    ancestor = target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    ancestor = ancestor.resolve()
+    # Inside a volume mounted here, a missing folder belongs in the volume.
+    if not _protected(ancestor) and not any(
+        m == ancestor or m in ancestor.parents for m in mounted
+    ):
+        _mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", str(ancestor))
+    target.mkdir(parents=True, exist_ok=True)
+
+
+def main(argv: list[str]) -> None:
+    spec, separator, *command = argv
+    if separator != "--" or not command:
+        raise SystemExit("usage: mounts SPEC -- COMMAND...")
+    mounts = sorted(json.loads(spec), key=lambda m: len(Path(m[1]).parts))
+    mounted: set[Path] = set()
+    for source, target, read_only in mounts:
+        path = Path(target)
+        if Path(source).is_file():
+            prepare(path.parent, mounted)
+            path.touch(exist_ok=True)
+        else:
+            prepare(path, mounted)
+        _mount("--bind", source, target)
+        mounted.add(path.resolve())
+        if read_only:
+            _mount("-o", "remount,bind,ro", target)
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
