@@ -285,6 +285,11 @@ def test_a_restarted_operator_creates_no_duplicate_and_writes_nothing(
             lambda name=name: cluster.service(name) and cluster.settled(name),
             what=f"{name} reconciled",
         )
+        # Events are posted asynchronously: count only once every write before the restart landed.
+        wait_for(
+            lambda name=name: "Created" in cluster.event_reasons(name),
+            what=f"{name}'s Created event",
+        )
     writes = len(operator_writes(control_plane, cluster.namespace, include_events=True))
 
     operator.restart()
