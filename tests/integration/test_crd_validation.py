@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 from typing import Any
@@ -12,6 +11,7 @@ from kubernetes import client
 
 from modelops.devstack.binaries import locate
 from modelops.devstack.control_plane import ControlPlane
+from tests.bodies import with_values
 
 GROUP, VERSION, PLURAL = "modelops.io", "v1alpha1", "modeldeployments"
 
@@ -30,16 +30,7 @@ METRIC = {"name": "error-rate", "preset": "error-rate", "max": 0.02}
 
 def mutate(path: str, value: Any) -> dict[str, Any]:
     """VALID with `value` at the dotted `path` (None deletes)."""
-    body = copy.deepcopy(VALID)
-    *parents, leaf = path.split(".")
-    node = body
-    for part in parents:
-        node = node.setdefault(part, {})
-    if value is None:
-        node.pop(leaf, None)
-    else:
-        node[leaf] = value
-    return body
+    return with_values(VALID, {tuple(path.split(".")): value})
 
 
 def analysis(**overrides: Any) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from modelops.api.resource import ModelDeployment
+from tests.bodies import with_values
 
 BASE: dict[str, Any] = {
     "apiVersion": "modelops.io/v1alpha1",
@@ -28,18 +28,9 @@ BASE: dict[str, Any] = {
 
 
 def deployment_body(**overrides: Any) -> dict[str, Any]:
-    """A ModelDeployment body; keyword arguments are dotted paths ("spec.serving.runtime")."""
-    body = copy.deepcopy(BASE)
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split("__")
-        node = body
-        for part in parents:
-            node = node.setdefault(part, {})
-        if value is None:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return body
+    """A ModelDeployment body; keyword names are paths with "__" between keys
+    (spec__serving__runtime="x"); None deletes the key."""
+    return with_values(BASE, {tuple(name.split("__")): value for name, value in overrides.items()})
 
 
 def deployment(**overrides: Any) -> ModelDeployment:

@@ -80,6 +80,7 @@ class Reconciler:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._attempts: dict[Key, int] = {}
         self._retries: dict[Key, asyncio.TimerHandle] = {}
+        self._retry_tasks: set[asyncio.Task[None]] = set()
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
@@ -193,9 +194,13 @@ class Reconciler:
         if previous:
             previous.cancel()
         loop = asyncio.get_running_loop()
-        self._retries[key] = loop.call_later(
-            delay, lambda: loop.create_task(self.reconcile(key, lookup))
-        )
+        self._retries[key] = loop.call_later(delay, self._start_retry, key, lookup)
+
+    def _start_retry(self, key: Key, lookup: InferenceServiceLookup) -> None:
+        # Keep a reference: the event loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
+        self._retry_tasks.add(task)
+        task.add_done_callback(self._retry_tasks.discard)
 
 
 def _dump(status: ModelDeploymentStatus) -> dict[str, Any]:
