@@ -19,6 +19,10 @@ import pytest
 from kubernetes import client, config
 
 from modelops.devstack.control_plane import OPERATOR_USER, ControlPlane
+from modelops.devstack.environments import ensure_all
+from modelops.devstack.kserve import KServeController
+from modelops.devstack.network import PodNetwork
+from modelops.devstack.servers import MlflowServer, Prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -152,6 +156,53 @@ def router(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def kserve(control_plane: ControlPlane) -> Iterator[KServeController]:
+    """The real KServe manager and webhooks (in a sandbox on bridge mokserve0)."""
+    network = PodNetwork(control_plane.directory / "network", bridge="mokserve0")
+    controller = KServeController(control_plane, network)
+    try:
+        controller.start(progress=True)
+        yield controller
+    finally:
+        controller.stop()
+        network.down()
+
+
+@pytest.fixture(scope="session")
+def model_environments() -> None:
+    """The Python environments the MLServer and storage-initializer images run from."""
+    ensure_all()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    control_plane: ControlPlane, model_environments: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start(control_plane.logs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    control_plane: ControlPlane, router: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    server = Prometheus(
+        tmp_path_factory.mktemp("prometheus"),
+        control_plane.kubeconfig,
+        router=router.removeprefix("http://"),
+    )
+    server.start(control_plane.logs)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class Operator:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,18 +17,6 @@ from tests.integration.conftest import Operator, wait_for
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the KServe sandbox needs root")
 
 KSERVE = ("serving.kserve.io", "v1beta1")
-
-
-@pytest.fixture(scope="module")
-def kserve(control_plane: ControlPlane) -> Iterator[KServeController]:
-    network = PodNetwork(control_plane.directory / "network", bridge="mokserve0")
-    controller = KServeController(control_plane, network)
-    try:
-        controller.start(progress=True)
-        yield controller
-    finally:
-        controller.stop()
-        network.down()
 
 
 def inference_service(name: str, **predictor: Any) -> dict[str, Any]:

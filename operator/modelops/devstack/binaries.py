@@ -122,7 +122,9 @@ def kserve_home() -> Path:
 
 def ensure_kserve() -> Path:
     home = kserve_home()
-    if not (home / "manager").is_file() or not (home / "config").is_dir():
+    if not all(
+        [(home / "manager").is_file(), (home / "config").is_dir(), (home / "gateway-api").is_dir()]
+    ):
         build("kserve")
     return home
 

@@ -68,6 +68,11 @@ def serving_runtimes(config: Path) -> list[dict[str, Any]]:
         for container in runtime["spec"]["containers"]:
             base = container["image"].split(":")[0]
             container["image"] = images.get(base, container["image"])
+        annotations = runtime["spec"].get("annotations") or {}
+        if name == "kserve-mlserver" and annotations.get("prometheus.kserve.io/port") == "8080":
+            # KServe's runtime still names 8080, but MLServer >= 1.1 serves /metrics on its
+            # metrics port (8082); scraping 8080 finds nothing. Real clusters need this too.
+            annotations["prometheus.kserve.io/port"] = "8082"
         runtimes.append(runtime)
     return runtimes
 
@@ -91,6 +96,14 @@ def crds(config: Path) -> list[dict[str, Any]]:
             d for d in _documents(path)
             if d.get("kind") == "CustomResourceDefinition" and d.get("spec", {}).get("versions")
         ]  # fmt: skip
+    return found
+
+
+def gateway_api_crds(home: Path) -> list[dict[str, Any]]:
+    """The Gateway API CRDs cached beside KServe's config (HTTPRoute carries canary weights)."""
+    found = []
+    for path in sorted((home / "gateway-api").glob("*.yaml")):
+        found += [d for d in _documents(path) if d.get("kind") == "CustomResourceDefinition"]
     return found
 
 
@@ -125,7 +138,7 @@ class KServeController:
         config = home / "config"
         self.directory.mkdir(parents=True, exist_ok=True)
         _say(progress, "KServe CRDs (from the module version the manager was built from)")
-        for crd in crds(config):
+        for crd in [*crds(config), *gateway_api_crds(home)]:
             self.plane.apply(crd)
         self.plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         self.plane.apply(inferenceservice_config(config))

@@ -4,7 +4,7 @@ local processes, one network namespace per Pod.
 Like kwok, but it really runs things: env, command and args (with $(VAR) expansion), init
 containers before containers, restartPolicy, exit codes into container statuses (so the real
 Job controller finishes Jobs), readiness probes (tcp/http) into the Ready condition, per-container
-log files, and graceful termination on delete. Images map to local commands through IMAGES;
+log files, and graceful termination on delete. Images map to local commands through images.py;
 an image with no local command waits with reason ImageNotRunnableLocally.
 
     python -m modelops.devstack.kubelet --kubeconfig K --node NAME --state DIR
@@ -22,7 +22,6 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,35 +31,13 @@ import aiohttp
 import yaml
 
 from modelops.adapters.kubernetes import ApiError, Connection, KubernetesApi
+from modelops.devstack.images import Unrunnable, local_command
 from modelops.devstack.network import PodNetwork, Sandbox
 
 logger = logging.getLogger("modelops.kubelet")
 
 LEASE_SECONDS = 40
 HEARTBEAT_SECONDS = 10
-
-
-def _python_image(argv: list[str]) -> list[str]:
-    """Python images run their command with this machine's interpreter."""
-    if (argv and argv[0] in ("python", "python3")) or (
-        argv and re.fullmatch(r"python3\.\d+", argv[0])
-    ):
-        return [sys.executable, *argv[1:]]
-    return argv
-
-
-# image prefix -> how its command line runs here (None: the container must give a command)
-IMAGES: dict[str, Callable[[list[str]], list[str]]] = {
-    "python:": _python_image,
-    "docker.io/library/python:": _python_image,
-}
-
-
-def local_command(image: str, argv: list[str]) -> list[str] | None:
-    for prefix, translate in IMAGES.items():
-        if image.startswith(prefix):
-            return translate(argv) if argv else None
-    return None
 
 
 def now() -> str:
@@ -279,12 +256,12 @@ class ProcessKubelet:
     ) -> bool:
         env = await self.environment(run.pod, container)
         argv = [expand(a, env) for a in [*container.get("command", []), *container.get("args", [])]]
-        command = local_command(container.get("image", ""), argv)
-        if command is None:
-            state.waiting = ("ImageNotRunnableLocally",
-                             f"the process kubelet has no local command for image {container.get('image')!r}")  # fmt: skip
+        local = local_command(container.get("image", ""), argv, env)
+        if isinstance(local, Unrunnable):
+            state.waiting = (local.reason, local.message)
             await self.write_status(run, "Pending")
             return False
+        command, env = local
         assert run.sandbox is not None
         mounts = [
             [

@@ -1,12 +1,15 @@
 """The router (development only): the ingress gateway and kube-proxy of the local stack.
 
 It serves HTTP on its listen addresses and routes each request by Host header:
+- a Gateway API HTTPRoute's hostname and path prefix, to one of its backendRefs chosen by
+  weight (smooth weighted round robin, so shares are exact over any window): the split a
+  Standard-mode canary needs, which KServe v0.20's own Ingress does not carry,
 - an Ingress rule's host (KServe writes `{isvc}-{namespace}.modelops.test` Ingresses),
 - or a Service name: `{service}.{namespace}[.svc[.cluster.local]]` (with `:port`, the Service
   port; otherwise its first port),
-to a ready endpoint of the Service taken from the real EndpointSlices, round robin, so traffic
-splits by replicas as it does in a Standard-mode cluster. Its own metrics, per backend pod and
-response code, are at /metrics with Host `router`:
+to a ready endpoint of the Service taken from the real EndpointSlices, round robin, as
+kube-proxy spreads a Service's traffic over its pods. Its own metrics, per backend pod and
+response code, are at /metrics with Host `router` (or the router's address):
   modelops_router_requests_total{namespace,service,pod,code}
   modelops_router_request_duration_seconds{namespace,service}
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import logging
 import signal
@@ -43,13 +47,16 @@ class Routes:
     """What the watches saw: Ingress rules, Services and their ready endpoints."""
 
     def __init__(self) -> None:
+        self.httproutes: dict[Key, dict[str, Any]] = {}
         self.ingresses: dict[Key, dict[str, Any]] = {}
         self.services: dict[Key, dict[str, Any]] = {}
         self.slices: dict[Key, dict[str, Any]] = {}
         self._turns: dict[Any, itertools.count[int]] = defaultdict(itertools.count)
+        self._credits: dict[Any, dict[int, int]] = defaultdict(dict)
 
     def store(self, kind: str) -> dict[Key, dict[str, Any]]:
         return {
+            "httproutes": self.httproutes,
             "ingresses": self.ingresses,
             "services": self.services,
             "endpointslices": self.slices,
@@ -58,6 +65,9 @@ class Routes:
     def resolve(self, host: str, path: str) -> tuple[str, str, int | str] | None:
         """(namespace, service, service port) for a request, or None."""
         name, _, port = host.partition(":")
+        routed = self._http_route(name, path)
+        if routed is not None:
+            return routed
         for (namespace, _), ingress in self.ingresses.items():
             for rule in ingress.get("spec", {}).get("rules", []):
                 if rule.get("host") != name:
@@ -71,6 +81,32 @@ class Routes:
         if len(parts) >= 2 and (len(parts) == 2 or parts[2] == "svc"):
             return parts[1], parts[0], int(port) if port else 0
         return None
+
+    def _http_route(self, host: str, path: str) -> tuple[str, str, int | str] | None:
+        for key, route in sorted(self.httproutes.items()):
+            spec = route.get("spec", {})
+            if not any(_host_matches(pattern, host) for pattern in spec.get("hostnames", [])):
+                continue
+            for index, rule in enumerate(spec.get("rules", [])):
+                matches = rule.get("matches") or [{}]
+                if not any(_path_matches(m.get("path"), path) for m in matches):
+                    continue
+                backends = [b for b in rule.get("backendRefs", []) if b.get("weight", 1) > 0]
+                if not backends:
+                    return None
+                chosen = self._weighted((key, index), [b.get("weight", 1) for b in backends])
+                backend = backends[chosen]
+                return backend.get("namespace", key[0]), backend["name"], backend.get("port", 0)
+        return None
+
+    def _weighted(self, key: Any, weights: list[int]) -> int:
+        """Smooth weighted round robin: each pick goes to the largest accumulated credit."""
+        credits = self._credits[(key, tuple(weights))]
+        for index, weight in enumerate(weights):
+            credits[index] = credits.get(index, 0) + weight
+        chosen = max(range(len(weights)), key=lambda i: credits[i])
+        credits[chosen] -= sum(weights)
+        return chosen
 
     def endpoint(
         self, namespace: str, service: str, port: int | str
@@ -102,6 +138,32 @@ class Routes:
         if not ready:
             return None
         return ready[next(self._turns[(namespace, service, port)]) % len(ready)]
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and host.count(".") >= pattern.count(".")
+    return pattern == host
+
+
+def _path_matches(match: dict[str, Any] | None, path: str) -> bool:
+    if not match:
+        return True
+    value = str(match.get("value", "/"))
+    if match.get("type") == "Exact":
+        return path == value
+    # PathPrefix matches whole segments: /v2 matches /v2/models but not /v2x.
+    return value == "/" or path == value or path.startswith(value.rstrip("/") + "/")
+
+
+def _is_own(name: str) -> bool:
+    if name in ("router", "localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class Router:
@@ -136,7 +198,10 @@ class Router:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = request.headers.get("Host", "")
-        if host.split(":")[0] == "router":
+        if _is_own(host.rsplit(":", 1)[0] if host.count(":") == 1 else host):
+            # Addressed to the router itself (Host `router`, or its address, as a scraper does).
+            if request.path != "/metrics":
+                return web.Response(status=404, text="the router serves only /metrics itself\n")
             return web.Response(body=generate_latest(self.registry), content_type="text/plain")
         target = self.routes.resolve(host, request.path)
         if target is None:
@@ -176,6 +241,9 @@ async def main_async(args: argparse.Namespace) -> None:
     router.client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
     loop = asyncio.get_running_loop()
     watches = [
+        loop.create_task(
+            router.follow("/apis/gateway.networking.k8s.io/v1/httproutes", "httproutes")
+        ),
         loop.create_task(router.follow("/apis/networking.k8s.io/v1/ingresses", "ingresses")),
         loop.create_task(router.follow("/api/v1/services", "services")),
         loop.create_task(

@@ -1,9 +1,10 @@
 """`modelops dev up | down | status | env`: the whole local stack with a state folder.
 
-Started so far: the control plane, the real KServe controller and webhooks (in a sandbox), the
-process kubelet and the router. MLflow, Prometheus and the model-server environments join as
-the local-cluster work continues. Every process is recorded by pid in <dir>/stack.json, and
-`down` stops exactly those, then removes the network namespaces, veths and bridges they made.
+It starts the control plane, the real KServe controller and webhooks (in a sandbox), the
+process kubelet, the router, `mlflow server` and Prometheus, after building (once) the Python
+environments the model-server and storage-initializer images run from. Every process is
+recorded by pid in <dir>/stack.json, and `down` stops exactly those (with their children), then
+removes the network namespaces, veths and bridges they made.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from modelops.devstack.control_plane import (
     _object_path,
     _wait_exit,
 )
+from modelops.devstack.environments import ensure_all
 from modelops.devstack.kserve import KServeController
 from modelops.devstack.network import PodNetwork
+from modelops.devstack.servers import MlflowServer, Prometheus, stop_group
 
 DEFAULT_DIR = Path(
     os.environ.get("MODELOPS_DEV_DIR", Path.home() / ".cache" / "modelops" / "run" / "dev")
@@ -66,6 +69,8 @@ class Stack:
         say("binaries (a first run builds them from Go modules: several minutes)", started)
         binaries = ensure_binaries()
         ensure_kserve()
+        say("python environments of the model-server images (a first run installs them)", started)
+        ensure_all()
         plane = ControlPlane(self.directory / "control-plane")
         plane.start(binaries)
         self._record(
@@ -118,6 +123,19 @@ class Stack:
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         say(f"kubelet (node modelops-local) and router at http://127.0.0.1:{router_port}", started)
+
+        mlflow = MlflowServer(self.directory / "mlflow")
+        mlflow.start(logs)
+        processes["mlflow"] = mlflow.pid
+        self._record(processes=processes, mlflow=mlflow.url, artifacts=str(mlflow.artifacts))
+        say(f"mlflow server at {mlflow.url}", started)
+        prometheus = Prometheus(
+            self.directory / "prometheus", plane.kubeconfig, router=f"127.0.0.1:{router_port}"
+        )
+        prometheus.start(logs)
+        processes.update(prometheus.pids)
+        self._record(processes=processes, prometheus=prometheus.url)
+        say(f"prometheus at {prometheus.url}", started)
         return self.state()
 
     def down(self) -> None:
@@ -134,6 +152,9 @@ class Stack:
         # The kubelet first: on SIGTERM it stops its pods and removes their sandboxes.
         order = sorted(state.get("processes", {}).items(), key=lambda item: item[0] != "kubelet")
         for _, pid in order:
+            if _leads_group(pid):
+                stop_group(pid, grace=30)
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             if not _wait_exit(pid, 30):
@@ -156,12 +177,21 @@ class Stack:
         return rows
 
 
+def _leads_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
 def main(command: str, directory: Path) -> int:
     stack = Stack(directory)
     if command == "up":
         state = stack.up()
         print(f"export KUBECONFIG={state['kubeconfig']}")
         print(f"# router (Ingress and Service hosts): {state['router']}")
+        print(f"# MLflow UI and tracking URI: {state['mlflow']}")
+        print(f"# Prometheus UI: {state['prometheus']}")
         return 0
     if command == "down":
         stack.down()

@@ -1,0 +1,103 @@
+"""Which container images the process kubelet can run here, and as what local command.
+
+Each entry plays an image's part: its ENTRYPOINT/CMD when the container gives no command, the
+image's own environment defaults (the container's env overrides them), and the executables
+inside it mapped onto a local Python environment. An image with no entry, or whose environment
+is not built, cannot run: the kubelet reports why instead of crashing.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelops.devstack.environments import MODELS, STORAGE, Environment
+
+STORAGE_ENTRYPOINT = Path(__file__).with_name("kserve_storage_entrypoint.py")
+PYTHON = re.compile(r"python(3(\.\d+)?)?")
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """How one image runs as a local process."""
+
+    translate: Callable[[list[str], dict[str, str]], list[str] | None]
+    env: dict[str, str] = field(default_factory=dict)
+    needs: Environment | None = None
+
+
+@dataclass(frozen=True)
+class Unrunnable:
+    reason: str
+    message: str
+
+
+def _python_image(argv: list[str], _: dict[str, str]) -> list[str] | None:
+    """python:* images run their command with this machine's interpreter."""
+    if not argv:
+        return None
+    return [sys.executable, *argv[1:]] if PYTHON.fullmatch(argv[0]) else argv
+
+
+def _in_environment(environment: Environment, argv: list[str]) -> list[str]:
+    """A command whose program lives in the environment (mlserver, python, ...) runs from it."""
+    program = argv[0]
+    if PYTHON.fullmatch(program):
+        return [str(environment.bin("python")), *argv[1:]]
+    local = environment.bin(program)
+    return [str(local), *argv[1:]] if local.exists() else argv
+
+
+def _mlserver(argv: list[str], env: dict[str, str]) -> list[str]:
+    # The image's CMD: `mlserver start $MLSERVER_MODELS_DIR`.
+    return _in_environment(MODELS, argv or ["mlserver", "start", env["MLSERVER_MODELS_DIR"]])
+
+
+def _storage_initializer(argv: list[str], _: dict[str, str]) -> list[str]:
+    # The image's ENTRYPOINT is KServe's initializer script; the pod gives SRC DEST pairs.
+    return [str(STORAGE.bin("python")), str(STORAGE_ENTRYPOINT), *argv]
+
+
+# Image name prefix -> local image. Longest prefix wins.
+IMAGES: dict[str, LocalImage] = {
+    "python:": LocalImage(_python_image),
+    "docker.io/library/python:": LocalImage(_python_image),
+    "docker.io/seldonio/mlserver:": LocalImage(
+        _mlserver,
+        # The image's ENV; parallel workers are off because MLServer 1.7's worker pool fails
+        # on Python 3.11 outside its image ("There is no current event loop").
+        env={"MLSERVER_MODELS_DIR": "/mnt/models", "MLSERVER_PARALLEL_WORKERS": "0"},
+        needs=MODELS,
+    ),
+    "kserve/storage-initializer:": LocalImage(_storage_initializer, needs=STORAGE),
+}
+
+
+def local_command(
+    image: str, argv: list[str], env: dict[str, str]
+) -> tuple[list[str], dict[str, str]] | Unrunnable:
+    """The local command line and environment for a container, or why it cannot run."""
+    matches = [prefix for prefix in IMAGES if image.startswith(prefix)]
+    if not matches:
+        return Unrunnable(
+            "ImageNotRunnableLocally",
+            f"the process kubelet has no local command for image {image!r}",
+        )
+    local = IMAGES[max(matches, key=len)]
+    if local.needs is not None and not local.needs.ready:
+        return Unrunnable(
+            "ImageNotRunnableLocally",
+            f"image {image!r} runs from the {local.needs.name!r} environment, which is not built: "
+            "run `python -m modelops.devstack.environments` (or `modelops dev up`)",
+        )
+    merged = {**local.env, **env}
+    command = local.translate(argv, merged)
+    if command is None:
+        return Unrunnable(
+            "ImageNotRunnableLocally",
+            f"image {image!r} has no default command here; give the container a command",
+        )
+    return command, merged
