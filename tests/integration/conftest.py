@@ -3,6 +3,7 @@ with KServe's CRDs, started once per test run, and the operator as a real proces
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -31,6 +32,8 @@ _state: dict[str, Any] = {}
 # The process kubelet's pod network (the KServe sandbox uses 10.213.0.0/16).
 KUBELET_CIDR = "10.215.0.0/16"
 KUBELET_BRIDGE = "mokubelet0"
+# The bridge's host address: pods reach the router (Services) and MLflow there.
+KUBELET_GATEWAY = str(next(ipaddress.ip_network(KUBELET_CIDR).hosts()))
 
 
 def wait_for(
@@ -137,14 +140,16 @@ def kubelet(
 
 
 @pytest.fixture(scope="session")
-def router(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The router on a loopback port; yields its base URL."""
+def router(
+    control_plane: ControlPlane, kubelet: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The router on a loopback port (yielded as a URL) and on the pod gateway's port 80."""
     port = free_port()
     ready = tmp_path_factory.mktemp("router") / "ready"
     log = (control_plane.logs / "router.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(control_plane.kubeconfig),
-         "--listen", f"127.0.0.1:{port}", "--ready-file", str(ready)],
+         "--listen", f"127.0.0.1:{port}", "--listen", f"{KUBELET_GATEWAY}:80", "--ready-file", str(ready)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -179,10 +184,15 @@ def model_environments() -> None:
 
 @pytest.fixture(scope="session")
 def mlflow_server(
-    control_plane: ControlPlane, model_environments: None, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    kubelet: Path,
+    model_environments: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    """`mlflow server` on the pod gateway, registered as the Service mlflow.modelops-system."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), host=KUBELET_GATEWAY)
     server.start(control_plane.logs)
+    server.register(control_plane)
     try:
         yield server
     finally:

@@ -217,3 +217,39 @@ def answered(router: str, host: str) -> bool:
     except urllib.error.HTTPError:
         return False
     return True
+
+
+def test_a_job_reaches_mlflow_by_its_service_name(
+    cluster: str,
+    kubelet: Path,
+    mlflow_server: MlflowServer,
+    api_client: client.ApiClient,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """As a retraining Job will: the tracking URI is a Service name, not a host port."""
+    train(mlflow_server, "iris-visible", "logistic", tmp_path)
+    code = (
+        "import json, urllib.request\n"
+        "url = 'http://mlflow.modelops-system.svc.cluster.local/api/2.0/mlflow/registered-models/search'\n"
+        "found = json.load(urllib.request.urlopen(url, timeout=10))\n"
+        "print(sorted(m['name'] for m in found['registered_models']))\n"
+    )
+    wait_for(lambda: core.read_namespaced_service_account("default", namespace), what="the SA")
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_job(namespace, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "reach-mlflow"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "python:3.11-slim", "command": ["python", "-c", code]}]}}},
+    })  # fmt: skip
+
+    def finished() -> str | None:
+        status = batch.read_namespaced_job_status("reach-mlflow", namespace).status
+        done = [c.type for c in status.conditions or [] if c.status == "True"]
+        return next((kind for kind in done if kind in ("Complete", "Failed")), None)
+
+    outcome = wait_for(finished, timeout=90, what="the Job to finish")
+    [log] = kubelet.glob(f"pods/{namespace}_reach-mlflow-*/main.log")
+    assert outcome == "Complete", log.read_text()
+    assert "iris-visible" in log.read_text()

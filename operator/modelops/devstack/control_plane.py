@@ -443,6 +443,8 @@ _KINDS = {
     "Namespace": ("namespaces", False),
     "ConfigMap": ("configmaps", True),
     "Secret": ("secrets", True),
+    "Service": ("services", True),
+    "EndpointSlice": ("endpointslices", True),
     "ClusterServingRuntime": ("clusterservingruntimes", False),
     "ClusterStorageContainer": ("clusterstoragecontainers", False),
     "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),

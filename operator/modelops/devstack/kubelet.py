@@ -180,6 +180,12 @@ class ProcessKubelet:
         except Exception as error:
             await self.write_status(run, "Pending", message=f"sandbox: {error}")
             return
+        try:
+            await self.write_hosts(run)
+        except (ApiError, aiohttp.ClientError, TimeoutError) as error:
+            logger.warning(
+                "Service names for pod %s/%s: %s", meta["namespace"], meta["name"], error
+            )
         for attempt in range(30):  # a ConfigMap or Secret may appear a moment after the Pod
             try:
                 run.volumes = await self.prepare_volumes(pod, folder / "volumes")
@@ -210,6 +216,24 @@ class ProcessKubelet:
         if not run.stopping:
             failed = any(s.exit_code for s in run.containers)
             await self.write_status(run, "Failed" if failed else "Succeeded")
+
+    async def write_hosts(self, run: PodRun) -> None:
+        """Service names resolve to the router on the gateway (kube-proxy's and DNS's part).
+        Taken when the pod starts: a Service created later needs a restarted pod here."""
+        assert run.sandbox is not None
+        own_namespace = run.pod["metadata"]["namespace"]
+        aliases: list[str] = []
+        for service in (await self.api.request("GET", "/api/v1/services")).get("items", []):
+            name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+            if (namespace, name) == ("default", "kubernetes"):
+                continue  # the API server speaks TLS on the host's loopback, not via the router
+            aliases += [f"{name}.{namespace}.svc.cluster.local", f"{name}.{namespace}.svc",
+                        f"{name}.{namespace}"]  # fmt: skip
+            if namespace == own_namespace:
+                aliases.append(name)
+        self.network.write_hosts(
+            run.sandbox, run.pod["metadata"]["name"], {self.network.gateway: aliases}
+        )
 
     async def run_to_completion(
         self, run: PodRun, container: dict[str, Any], state: ContainerState, folder: Path

@@ -105,6 +105,14 @@ class PodNetwork:
         _ip(*inside, "route", "add", "default", "via", self.gateway)
         return sandbox
 
+    def write_hosts(self, sandbox: Sandbox, hostname: str, names: dict[str, list[str]]) -> None:
+        """The sandbox's /etc/hosts (address -> names): the cluster DNS's part for Services."""
+        lines = ["127.0.0.1 localhost", f"{sandbox.address} {hostname}"]
+        lines += [f"{address} {' '.join(aliases)}" for address, aliases in names.items() if aliases]
+        etc = ETC_NETNS / sandbox.namespace
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text("\n".join(lines) + "\n")
+
     def remove(self, name: str) -> None:
         sandbox = self._sandboxes.pop(name, None)
         if sandbox is None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.environments import MODELS
 
 SCRAPE_INTERVAL = "2s"
@@ -77,14 +78,15 @@ class ServerProcess:
 
     name = "server"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, host: str = "127.0.0.1") -> None:
         self.directory = directory
+        self.host = host
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -132,7 +134,31 @@ class ServerProcess:
 
 
 class MlflowServer(ServerProcess):
+    """`mlflow server`; on the pod network's gateway address so pods reach it as the Service
+    `mlflow.modelops-system` (see `register`), and the host at the same address."""
+
     name = "mlflow"
+    namespace = "modelops-system"
+
+    def register(self, plane: ControlPlane) -> str:
+        """A selector-less Service and its EndpointSlice, as a cluster registers an outside
+        server; returns the in-cluster tracking URI."""
+        plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
+        plane.apply({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": self.port}]},
+        })  # fmt: skip
+        plane.apply({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": self.name, "namespace": self.namespace,
+                         "labels": {"kubernetes.io/service-name": self.name,
+                                    "endpointslice.kubernetes.io/managed-by": "modelops-devstack"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [self.host], "conditions": {"ready": True}}],
+            "ports": [{"name": "http", "port": self.port, "protocol": "TCP"}],
+        })  # fmt: skip
+        return f"http://{self.name}.{self.namespace}.svc.cluster.local"
 
     @property
     def artifacts(self) -> Path:
@@ -143,7 +169,7 @@ class MlflowServer(ServerProcess):
             str(MODELS.bin("mlflow")), "server",
             "--backend-store-uri", f"sqlite:///{self.directory / 'mlflow.db'}",
             "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--host", self.host, "--port", str(self.port), "--workers", "1",
         ]  # fmt: skip
 
     def ready_path(self) -> str:

@@ -103,32 +103,37 @@ class Stack:
             stdout=(logs / "kubelet.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         processes["kubelet"] = kubelet.pid
-        router_port = _free_port()
-        ready = self.directory / "router.ready"
-        ready.unlink(missing_ok=True)
-        router = subprocess.Popen(
-            [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(plane.kubeconfig),
-             "--listen", f"127.0.0.1:{router_port}", "--ready-file", str(ready)],
-            stdout=(logs / "router.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        processes["router"] = router.pid
-        self._record(processes=processes, router=f"http://127.0.0.1:{router_port}")
+        self._record(processes=processes)
         plane.wait_for(
             "/api/v1/nodes/modelops-local",
             lambda node: any(c["type"] == "Ready" and c["status"] == "True"
                              for c in (node.get("status") or {}).get("conditions", [])),
             what="the process kubelet's Node",
         )  # fmt: skip
+        # The kubelet made the pod bridge; its gateway address is where pods reach Services.
+        gateway = PodNetwork(self.directory / "kubelet").gateway
+        router_port = _free_port()
+        ready = self.directory / "router.ready"
+        ready.unlink(missing_ok=True)
+        router = subprocess.Popen(
+            [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(plane.kubeconfig),
+             "--listen", f"127.0.0.1:{router_port}", "--listen", f"{gateway}:80", "--ready-file", str(ready)],
+            stdout=(logs / "router.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        processes["router"] = router.pid
+        self._record(processes=processes, router=f"http://127.0.0.1:{router_port}")
         deadline = time.monotonic() + 30
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         say(f"kubelet (node modelops-local) and router at http://127.0.0.1:{router_port}", started)
 
-        mlflow = MlflowServer(self.directory / "mlflow")
+        mlflow = MlflowServer(self.directory / "mlflow", host=gateway)
         mlflow.start(logs)
         processes["mlflow"] = mlflow.pid
-        self._record(processes=processes, mlflow=mlflow.url, artifacts=str(mlflow.artifacts))
-        say(f"mlflow server at {mlflow.url}", started)
+        in_cluster = mlflow.register(plane)
+        self._record(processes=processes, mlflow=mlflow.url, mlflow_in_cluster=in_cluster,
+                     artifacts=str(mlflow.artifacts))  # fmt: skip
+        say(f"mlflow server at {mlflow.url} (pods: {in_cluster})", started)
         prometheus = Prometheus(
             self.directory / "prometheus", plane.kubeconfig, router=f"127.0.0.1:{router_port}"
         )
