@@ -6,12 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CRD := crds/modeldeployments.modelops.io.yaml
 
-demo: venv
+demo: venv packages binaries
 	$(PY) -m modelops.devstack.demo $(DEMO_ARGS)
 
-.PHONY: demo test venv binaries lint typecheck imports unit integration crds control-plane-up control-plane-down clean
+.PHONY: demo test venv packages binaries lint typecheck imports unit integration crds control-plane-up control-plane-down clean
 
-test: venv binaries lint typecheck imports
+test: venv packages binaries lint typecheck imports
 	$(PY) -m pytest
 
 venv: $(VENV)/.installed
@@ -23,9 +23,15 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip check
 	touch $@
 
-# Control-plane binaries: reused from KUBEBUILDER_ASSETS, PATH or ~/.cache/modelops, else built.
+# Debian packages of the local stack (Prometheus, ...), installed when missing.
+packages:
+	hack/install-packages
+
+# Control-plane and KServe binaries (reused from KUBEBUILDER_ASSETS, PATH or ~/.cache/modelops,
+# else built from Go modules) and the model-server Python environments (cached likewise).
 binaries: venv
 	$(PY) -m modelops.devstack.binaries
+	$(PY) -m modelops.devstack.environments
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -40,7 +46,7 @@ imports: venv
 unit: venv
 	$(PY) -m pytest tests/unit
 
-integration: venv binaries
+integration: venv packages binaries
 	$(PY) -m pytest tests/integration
 
 crds: venv

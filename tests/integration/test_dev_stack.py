@@ -48,13 +48,16 @@ def test_dev_up_then_down_leaves_no_process_port_namespace_or_bridge(tmp_path: P
         assert f"export KUBECONFIG={tmp_path}" in up.stdout
         status = dev("status", tmp_path)
         assert status.returncode == 0, status.stdout
-        for component in ("kube-apiserver", "kserve-manager", "kubelet", "router"):
+        for component in ("kube-apiserver", "kserve-manager", "kubelet", "router", "mlflow",
+                          "pod-discovery", "prometheus"):  # fmt: skip
             assert component in status.stdout
+        assert "# MLflow UI and tracking URI: http://10.217.0.1:" in up.stdout
+        assert "# Prometheus UI: http://127.0.0.1:" in up.stdout
         state = json.loads((tmp_path / "stack.json").read_text())
         pids = list(state["processes"].values())
         pids += json.loads((tmp_path / "control-plane" / "state.json").read_text())["pids"].values()
         api_port = state["server"].rsplit(":", 1)[1]
-        router_port = state["router"].rsplit(":", 1)[1]
+        ports = [state[k].rsplit(":", 1)[1] for k in ("router", "mlflow", "prometheus")]
         assert f":{api_port} " in listening_ports()
         links = subprocess.run(
             ["ip", "-br", "link"], capture_output=True, text=True, check=True
@@ -64,14 +67,24 @@ def test_dev_up_then_down_leaves_no_process_port_namespace_or_bridge(tmp_path: P
         down = dev("down", tmp_path)
     assert down.returncode == 0, down.stderr
     assert [pid for pid in pids if alive(pid)] == []
-    ports = listening_ports()
-    assert f":{api_port} " not in ports and f":{router_port} " not in ports
+    # Nor their children (mlflow server's uvicorn, MLServer processes of the kubelet's pods).
+    assert [pid for pid in pids if group_alive(pid)] == []
+    listening = listening_ports()
+    assert [p for p in [api_port, *ports] if f":{p} " in listening] == []
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
     assert "modev" not in links
     netns = subprocess.run(
         ["ip", "netns", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert not any(name in netns for name in _sandbox_names(tmp_path))
+
+
+def group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _sandbox_names(directory: Path) -> list[str]:
