@@ -63,7 +63,36 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--dir", type=Path, default=None, help="state folder (default ~/.cache/modelops/run/dev)"
     )
+
+    initializer = commands.add_parser(
+        "storage-initializer",
+        help="download models through MLflow into a folder (KServe's storage initializer "
+        "contract; MLFLOW_TRACKING_URI and credentials from the environment)",
+    )
+    initializer.add_argument(
+        "pairs", nargs="+", metavar="SRC_URI DEST_DIR", help="models:/NAME/VERSION, "
+        "models:/NAME@ALIAS, mlflow-artifacts:/..., runs:/... and where to put each",
+    )  # fmt: skip
     return parser
+
+
+def storage_initializer(pairs: list[str]) -> int:
+    if len(pairs) % 2:
+        print("storage-initializer: give SRC_URI DEST_DIR pairs", file=sys.stderr)
+        return 2
+    from modelops.adapters.registry import RegistryError, _translate, download
+
+    for source, destination in zip(pairs[0::2], pairs[1::2], strict=True):
+        print(f"downloading {source} into {destination}", file=sys.stderr, flush=True)
+        try:
+            folder = download(source, Path(destination))
+        except Exception as error:
+            problem = error if isinstance(error, RegistryError) else _translate(error, source)
+            print(f"storage-initializer: {problem.reason}: {problem.message}", file=sys.stderr)
+            return 1
+        files = sorted(p.name for p in folder.iterdir())
+        print(f"downloaded {source}: {', '.join(files)}", file=sys.stderr, flush=True)
+    return 0
 
 
 def run_operator(args: argparse.Namespace) -> int:
@@ -95,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return run_operator(args)
+    if args.command == "storage-initializer":
+        return storage_initializer(args.pairs)
     if args.command == "dev":
         from modelops.devstack import stack
 

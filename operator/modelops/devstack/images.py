@@ -17,6 +17,7 @@ from pathlib import Path
 from modelops.devstack.environments import MODELS, STORAGE, Environment
 
 STORAGE_ENTRYPOINT = Path(__file__).with_name("kserve_storage_entrypoint.py")
+OPERATOR_IMAGE = "ghcr.io/modelops/modelops:"
 PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
 
@@ -56,6 +57,15 @@ def _mlserver(argv: list[str], env: dict[str, str]) -> list[str]:
     return _in_environment(MODELS, argv or ["mlserver", "start", env["MLSERVER_MODELS_DIR"]])
 
 
+def _operator(argv: list[str], _: dict[str, str]) -> list[str] | None:
+    # The operator image's entrypoint is `modelops` (the storage initializer uses it too).
+    if not argv:
+        return [sys.executable, "-m", "modelops.cli", "run"]
+    if argv[0] == "modelops":
+        return [sys.executable, "-m", "modelops.cli", *argv[1:]]
+    return argv
+
+
 def _storage_initializer(argv: list[str], _: dict[str, str]) -> list[str]:
     # The image's ENTRYPOINT is KServe's initializer script; the pod gives SRC DEST pairs.
     return [str(STORAGE.bin("python")), str(STORAGE_ENTRYPOINT), *argv]
@@ -73,6 +83,8 @@ IMAGES: dict[str, LocalImage] = {
         needs=MODELS,
     ),
     "kserve/storage-initializer:": LocalImage(_storage_initializer, needs=STORAGE),
+    # This project's own image: the operator, and its MLflow storage initializer.
+    OPERATOR_IMAGE: LocalImage(_operator),
 }
 
 

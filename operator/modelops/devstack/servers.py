@@ -27,10 +27,12 @@ from typing import Any
 
 import yaml
 
+from modelops.devstack.binaries import REPO_ROOT
 from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.environments import MODELS
 
 SCRAPE_INTERVAL = "2s"
+STORAGE_CONTAINER = REPO_ROOT / "manifests" / "kserve" / "storage-initializer.yaml"
 # Pod labels copied onto every scraped series, as (pod label, series label).
 POD_LABELS = (
     ("serving.kserve.io/inferenceservice", "inferenceservice"),
@@ -142,7 +144,8 @@ class MlflowServer(ServerProcess):
 
     def register(self, plane: ControlPlane) -> str:
         """A selector-less Service and its EndpointSlice, as a cluster registers an outside
-        server; returns the in-cluster tracking URI."""
+        server, and the ClusterStorageContainer that downloads models:/ URIs from it; returns
+        the in-cluster tracking URI."""
         plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
         plane.apply({
             "apiVersion": "v1", "kind": "Service",
@@ -158,7 +161,9 @@ class MlflowServer(ServerProcess):
             "endpoints": [{"addresses": [self.host], "conditions": {"ready": True}}],
             "ports": [{"name": "http", "port": self.port, "protocol": "TCP"}],
         })  # fmt: skip
-        return f"http://{self.name}.{self.namespace}.svc.cluster.local"
+        in_cluster = f"http://{self.name}.{self.namespace}.svc.cluster.local"
+        plane.apply(storage_container(in_cluster))
+        return in_cluster
 
     @property
     def artifacts(self) -> Path:
@@ -178,6 +183,18 @@ class MlflowServer(ServerProcess):
     def environment(self) -> dict[str, str]:
         # MLflow 3's job runner starts a dozen huey workers the stack never uses.
         return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def storage_container(tracking_uri: str) -> dict[str, Any]:
+    """The shipped ClusterStorageContainer (models:/ -> `modelops storage-initializer`),
+    pointed at this stack's MLflow."""
+    manifest: dict[str, Any] = yaml.safe_load(STORAGE_CONTAINER.read_text())
+    container = manifest["spec"]["container"]
+    container["env"] = [
+        {**e, "value": tracking_uri} if e["name"] == "MLFLOW_TRACKING_URI" else e
+        for e in container.get("env", [])
+    ]
+    return manifest
 
 
 def prometheus_config(targets_file: Path, router: str | None) -> dict[str, Any]:

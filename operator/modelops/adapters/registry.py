@@ -1,0 +1,204 @@
+"""The MLflow Model Registry, through MLflow's own client stores (mlflow-skinny).
+
+MLflow's client blocks, so every call runs in a worker thread and kopf's event loop never
+waits on the registry. Credentials travel in explicit host credentials per registry (never in
+the process environment, a log line or an error message). MLflow's client retries for minutes
+by default; the operator retries on its own schedule, so its calls fail fast instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+# Fail fast: the reconciler's backoff, not MLflow's four minutes of retries, decides.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+# Artifact downloads read credentials from the environment only: one at a time.
+_ENVIRONMENT_LOCK = threading.Lock()
+_CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+
+
+@dataclass(frozen=True)
+class RegistryConnection:
+    tracking_uri: str
+    token: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    def host_credentials(self) -> Any:
+        from mlflow.utils.rest_utils import MlflowHostCreds
+
+        return MlflowHostCreds(
+            self.tracking_uri, username=self.username, password=self.password, token=self.token
+        )
+
+    def environment(self) -> dict[str, str]:
+        values = {
+            "MLFLOW_TRACKING_TOKEN": self.token,
+            "MLFLOW_TRACKING_USERNAME": self.username,
+            "MLFLOW_TRACKING_PASSWORD": self.password,
+        }
+        return {key: value for key, value in values.items() if value}
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    status: str
+    status_message: str | None
+    run_id: str | None
+    source: str
+    download_uri: str
+    aliases: tuple[str, ...]
+    run_tags: dict[str, str]
+    flavors: tuple[str, ...]
+
+
+class RegistryError(Exception):
+    """A registry answer the operator reports: `reason` is a condition reason."""
+
+    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.retry = reason, message, retry
+
+
+def _translate(error: Exception, what: str) -> RegistryError:
+    """MLflow's exceptions as reasons a person can act on (no credentials in messages)."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(error, RestException | MlflowException):
+        code = getattr(error, "error_code", "")
+        if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return RegistryError("NotFound", f"{what} does not exist in the registry", retry=False)
+        if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+            return RegistryError(
+                "PermissionDenied",
+                f"the registry refused access to {what} ({code}); check the credentials Secret",
+                retry=False,
+            )
+        if code == "INVALID_PARAMETER_VALUE":
+            return RegistryError("InvalidRequest", f"{what}: {error.message}", retry=False)
+        return RegistryError("RegistryError", f"{what}: {code or error.message}", retry=True)
+    return RegistryError(
+        "RegistryUnreachable", f"cannot reach the registry ({type(error).__name__})", retry=True
+    )
+
+
+class Registry:
+    """One MLflow registry (tracking URI + credentials)."""
+
+    def __init__(self, connection: RegistryConnection) -> None:
+        from mlflow.store.model_registry.rest_store import RestStore as ModelStore
+        from mlflow.store.tracking.rest_store import RestStore as TrackingStore
+
+        self.connection = connection
+        self._models = ModelStore(connection.host_credentials)
+        self._runs = TrackingStore(connection.host_credentials)
+
+    async def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as error:
+            raise _translate(error, what) from None
+
+    async def resolve(
+        self, name: str, *, version: str | None = None, alias: str | None = None
+    ) -> RegisteredVersion:
+        """A version (pinned, or where `alias` points now) with what deploying it needs."""
+        if alias is not None:
+            found = await self._call(
+                f"alias {alias!r} of model {name!r}",
+                lambda: self._models.get_model_version_by_alias(name, alias),
+            )
+        else:
+            found = await self._call(
+                f"version {version} of model {name!r}",
+                lambda: self._models.get_model_version(name, version),
+            )
+        number = str(found.version)
+        what = f"version {number} of model {name!r}"
+        download_uri = await self._call(
+            what, lambda: self._models.get_model_version_download_uri(name, number)
+        )
+        tags: dict[str, str] = {}
+        if found.run_id:
+            run = await self._call(f"run {found.run_id}", lambda: self._runs.get_run(found.run_id))
+            tags = dict(run.data.tags)
+        flavors: tuple[str, ...] = ()
+        if found.status == "READY":
+            flavors = await self._call(what, lambda: self._flavors(name, number))
+        return RegisteredVersion(
+            name=name, version=number, status=str(found.status),
+            status_message=found.status_message or None, run_id=found.run_id or None,
+            source=str(found.source or ""), download_uri=str(download_uri),
+            aliases=tuple(found.aliases or ()), run_tags=tags, flavors=flavors,
+        )  # fmt: skip
+
+    def _flavors(self, name: str, version: str) -> tuple[str, ...]:
+        with tempfile.TemporaryDirectory() as folder, self._environment():
+            import mlflow.artifacts
+
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}/MLmodel",
+                dst_path=folder,
+                tracking_uri=self.connection.tracking_uri,
+            )
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        return tuple(sorted((document.get("flavors") or {}).keys()))
+
+    @contextlib.contextmanager
+    def _environment(self) -> Iterator[None]:
+        with _ENVIRONMENT_LOCK:
+            saved = {key: os.environ.pop(key, None) for key in _CREDENTIAL_VARIABLES}
+            os.environ.update(self.connection.environment())
+            try:
+                yield
+            finally:
+                for key in _CREDENTIAL_VARIABLES:
+                    os.environ.pop(key, None)
+                    if saved[key] is not None:
+                        os.environ[key] = saved[key]  # type: ignore[assignment]
+
+    async def set_alias(self, name: str, alias: str, version: str) -> None:
+        await self._call(
+            f"alias {alias!r} of model {name!r}",
+            lambda: self._models.set_registered_model_alias(name, alias, version),
+        )
+
+    async def tag_version(self, name: str, version: str, key: str, value: str) -> None:
+        from mlflow.entities.model_registry import ModelVersionTag
+
+        await self._call(
+            f"version {version} of model {name!r}",
+            lambda: self._models.set_model_version_tag(name, version, ModelVersionTag(key, value)),
+        )
+
+
+def download(uri: str, destination: Path, tracking_uri: str | None = None) -> Path:
+    """What the storage initializer does: fetch a model's files (models:/, mlflow-artifacts:/,
+    runs:/) through MLflow into `destination`, as real files."""
+    import mlflow.artifacts
+
+    destination.mkdir(parents=True, exist_ok=True)
+    path = mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, dst_path=str(destination), tracking_uri=tracking_uri
+    )
+    return Path(path)
