@@ -54,6 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MODELOPS_METRICS_ADDRESS", "0.0.0.0"),
         help="address the metrics endpoint binds (default 0.0.0.0)",
     )
+    run.add_argument(
+        "--registry-uri",
+        default=os.environ.get("MODELOPS_REGISTRY_URI", ""),
+        help="default MLflow tracking URI for deployments without spec.model.registry.trackingUri "
+        "(env MODELOPS_REGISTRY_URI)",
+    )
+    run.add_argument(
+        "--registry-credentials",
+        default=os.environ.get("MODELOPS_REGISTRY_CREDENTIALS", ""),
+        metavar="NAMESPACE/SECRET",
+        help="Secret with MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD for the "
+        "default registry (env MODELOPS_REGISTRY_CREDENTIALS)",
+    )
+    run.add_argument(
+        "--artifacts-destination",
+        default=os.environ.get("MODELOPS_ARTIFACTS_DESTINATION", ""),
+        help="the artifact store the default MLflow server proxies, for example "
+        "s3://mlflow/artifacts (env MODELOPS_ARTIFACTS_DESTINATION)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     dev = commands.add_parser(
@@ -97,6 +116,15 @@ def storage_initializer(pairs: list[str]) -> int:
 
 def run_operator(args: argparse.Namespace) -> int:
     import kopf
+
+    if args.registry_credentials and "/" not in args.registry_credentials:
+        print("--registry-credentials: give NAMESPACE/SECRET, for example "
+              "modelops/mlflow-credentials", file=sys.stderr)  # fmt: skip
+        return 2
+    # The registry resolver reads its defaults from the environment (handlers/registry.py).
+    os.environ["MODELOPS_REGISTRY_URI"] = args.registry_uri
+    os.environ["MODELOPS_REGISTRY_CREDENTIALS"] = args.registry_credentials
+    os.environ["MODELOPS_ARTIFACTS_DESTINATION"] = args.artifacts_destination
 
     import modelops.handlers  # noqa: F401  (registers the handlers)
 

@@ -139,16 +139,6 @@ def test_an_inference_service_controlled_by_someone_else_is_not_taken_over() -> 
     assert decide(with_status(body, decision), foreign, NOW).events == ()
 
 
-def test_without_a_storage_uri_the_deployment_fails_and_says_what_to_set() -> None:
-    decision = decide(deployment(spec__serving__storageUri=None), None, NOW)
-    assert decision.inference_service is None
-    assert decision.status.phase == "Failed"
-    ready = condition(decision.status.conditions, "Ready")
-    assert ready is not None
-    assert ready.reason == "RegistryResolutionUnavailable"
-    assert "spec.serving.storageUri" in ready.message
-
-
 def test_without_a_model_format_the_deployment_fails_and_names_the_field() -> None:
     decision = decide(deployment(spec__serving__modelFormat=None), None, NOW)
     ready = condition(decision.status.conditions, "Ready")

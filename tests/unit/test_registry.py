@@ -100,24 +100,30 @@ def test_mapping_keeps_the_whole_artifact_path(path: list[str], destination: str
 @pytest.mark.parametrize(
     ("flavors", "expected"),
     [
-        (["python_function", "sklearn"], "sklearn"),
-        (["python_function", "xgboost"], "xgboost"),
-        (["python_function", "lightgbm"], "lightgbm"),
-        (["onnx"], "onnx"),
-        (["keras", "python_function"], "tensorflow"),
-        (["pytorch"], "pytorch"),
-        (["python_function"], "mlflow"),
-        (["transformers", "python_function"], "mlflow"),
+        ({"python_function": "model.pkl", "sklearn": "model.pkl"}, "sklearn"),
+        ({"sklearn": "model.joblib"}, "sklearn"),
+        # MLflow 3's default: skops, which KServe's sklearn runtime cannot load.
+        ({"python_function": "model.skops", "sklearn": "model.skops"}, "mlflow"),
+        ({"python_function": "model.xgb", "xgboost": "model.json"}, "xgboost"),
+        ({"xgboost": "model.xgb"}, "mlflow"),
+        ({"lightgbm": "model.bst"}, "lightgbm"),
+        ({"onnx": "model.onnx"}, "mlflow"),
+        ({"python_function": ""}, "mlflow"),
+        ({}, "mlflow"),
     ],
 )
-def test_the_model_format_follows_the_flavors(flavors: list[str], expected: str) -> None:
+def test_the_model_format_follows_what_the_runtime_can_read(
+    flavors: dict[str, str], expected: str
+) -> None:
     assert model_format(flavors, override=None).name == expected
 
 
-def test_a_format_in_the_spec_wins_and_says_so() -> None:
-    choice = model_format(["sklearn"], override="mlflow")
-    assert (choice.name, choice.rule) == ("mlflow", "spec.serving.modelFormat")
-    assert "flavor sklearn" in model_format(["sklearn"], override=None).rule
+def test_a_format_in_the_spec_wins_and_every_choice_says_why() -> None:
+    choice = model_format({"sklearn": "model.skops"}, override="sklearn")
+    assert (choice.name, choice.rule) == ("sklearn", "spec.serving.modelFormat")
+    skops = model_format({"sklearn": "model.skops"}, override=None).rule
+    assert "model.skops" in skops and "cannot read" in skops
+    assert "reads" in model_format({"sklearn": "model.pkl"}, override=None).rule
 
 
 def test_the_data_version_comes_from_the_runs_tags() -> None:

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from modelops.core.registry import VersionAnswer
+
 T = TypeVar("T")
 
 # Fail fast: the reconciler's backoff, not MLflow's four minutes of retries, decides.
@@ -56,20 +58,6 @@ class RegistryConnection:
             "MLFLOW_TRACKING_PASSWORD": self.password,
         }
         return {key: value for key, value in values.items() if value}
-
-
-@dataclass(frozen=True)
-class RegisteredVersion:
-    name: str
-    version: str
-    status: str
-    status_message: str | None
-    run_id: str | None
-    source: str
-    download_uri: str
-    aliases: tuple[str, ...]
-    run_tags: dict[str, str]
-    flavors: tuple[str, ...]
 
 
 class RegistryError(Exception):
@@ -121,7 +109,7 @@ class Registry:
 
     async def resolve(
         self, name: str, *, version: str | None = None, alias: str | None = None
-    ) -> RegisteredVersion:
+    ) -> VersionAnswer:
         """A version (pinned, or where `alias` points now) with what deploying it needs."""
         if alias is not None:
             found = await self._call(
@@ -142,17 +130,18 @@ class Registry:
         if found.run_id:
             run = await self._call(f"run {found.run_id}", lambda: self._runs.get_run(found.run_id))
             tags = dict(run.data.tags)
-        flavors: tuple[str, ...] = ()
+        flavors: tuple[tuple[str, str], ...] = ()
         if found.status == "READY":
             flavors = await self._call(what, lambda: self._flavors(name, number))
-        return RegisteredVersion(
-            name=name, version=number, status=str(found.status),
+        return VersionAnswer(
+            version=number, status=str(found.status), download_uri=str(download_uri),
             status_message=found.status_message or None, run_id=found.run_id or None,
-            source=str(found.source or ""), download_uri=str(download_uri),
-            aliases=tuple(found.aliases or ()), run_tags=tags, flavors=flavors,
+            source=str(found.source or ""), flavors=flavors,
+            run_tags=tuple(sorted(tags.items())),
         )  # fmt: skip
 
-    def _flavors(self, name: str, version: str) -> tuple[str, ...]:
+    def _flavors(self, name: str, version: str) -> tuple[tuple[str, str], ...]:
+        """(flavor, its model file) from the version's MLmodel."""
         with tempfile.TemporaryDirectory() as folder, self._environment():
             import mlflow.artifacts
 
@@ -162,7 +151,12 @@ class Registry:
                 tracking_uri=self.connection.tracking_uri,
             )
             document = yaml.safe_load(Path(path).read_text()) or {}
-        return tuple(sorted((document.get("flavors") or {}).keys()))
+        found = []
+        for flavor, config in (document.get("flavors") or {}).items():
+            config = config if isinstance(config, dict) else {}
+            file = config.get("pickled_model") or config.get("data") or config.get("model_path")
+            found.append((str(flavor), str(file or "")))
+        return tuple(sorted(found))
 
     @contextlib.contextmanager
     def _environment(self) -> Iterator[None]:

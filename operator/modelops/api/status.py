@@ -62,6 +62,18 @@ class ServedVersion(StatusModel):
     run_id: str | None = None
     """MLflow run that produced the version."""
 
+    source: str | None = None
+    """The version's source in the registry (for MLflow 3, models:/m-<id>)."""
+
+    model_format_rule: str | None = None
+    """Why this model format: the spec, or which MLmodel flavor."""
+
+    storage_rule: str | None = None
+    """How the storageUri was derived from the registry's download URI."""
+
+    data_version: str | None = None
+    """Which data trained it, from the run's tags (for example dvc.rev=<commit>)."""
+
     promoted_at: datetime | None = None
     """When the version became the stable one."""
 

@@ -29,12 +29,17 @@ __all__ = ["INFERENCE_SERVICE_PLURAL", "ServedModel", "desired_inference_service
 
 @dataclass(frozen=True)
 class ServedModel:
-    """What to serve: the outcome of resolution (today: the spec's storageUri)."""
+    """What to serve: the outcome of registry resolution, or the spec's storageUri."""
 
     storage_uri: str
     model_format: str
     model_format_version: str | None = None
     version: str | None = None
+    run_id: str | None = None
+    source: str | None = None
+    model_format_rule: str | None = None
+    storage_rule: str | None = None
+    data_version: str | None = None
 
 
 def inference_service_name(deployment: ModelDeployment) -> str:

@@ -29,10 +29,20 @@ from modelops.core.inference_service import (
     inference_service_name,
 )
 from modelops.core.patches import owned_fields_match
+from modelops.core.registry import (
+    RegistryFailure,
+    RegistryObservation,
+    Unresolvable,
+    data_version,
+    model_format,
+    readiness,
+    storage_uri,
+)
 
 READY = "Ready"
 PROGRESSING = "Progressing"
 SPEC_SUPPORTED = "SpecSupported"
+REGISTRY_REACHABLE = "RegistryReachable"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Problem:
 
     reason: str
     message: str
+    phase: Literal["Failed", "Pending"] = "Failed"
 
 
 @dataclass(frozen=True)
@@ -59,28 +70,64 @@ class Decision:
     events: tuple[EventIntent, ...]
 
 
-def what_to_serve(deployment: ModelDeployment) -> ServedModel | Problem:
-    """What the InferenceService should serve. Registry resolution arrives with its own issue;
-    until then the spec's storageUri is served as it is."""
+def what_to_serve(
+    deployment: ModelDeployment, registry: RegistryObservation | None
+) -> ServedModel | Problem:
+    """What the InferenceService should serve: the spec's storageUri as it is, or the version
+    the registry resolved (pinned, or where the alias points)."""
     serving = deployment.spec.serving
-    if serving.storage_uri is None:
-        return Problem(
-            "RegistryResolutionUnavailable",
-            "this modelops version does not resolve MLflow versions yet: set "
-            "spec.serving.storageUri to the model's location (for example "
-            "s3://bucket/models/fraud/7)",
+    override = serving.model_format.name if serving.model_format else None
+    override_version = serving.model_format.version if serving.model_format else None
+    if serving.storage_uri is not None:
+        if override is None:
+            return Problem(
+                "ModelFormatRequired",
+                "set spec.serving.modelFormat.name (for example sklearn): with a storageUri it "
+                "cannot be derived from the registry's MLmodel flavors",
+            )
+        return ServedModel(
+            storage_uri=serving.storage_uri,
+            model_format=override,
+            model_format_version=override_version,
+            version=deployment.spec.model.version,
+            model_format_rule="spec.serving.modelFormat",
+            storage_rule="spec.serving.storageUri",
         )
-    if serving.model_format is None:
+    if registry is None:
+        return Problem("Resolving", "asking the registry which version to serve", "Pending")
+    if isinstance(registry, RegistryFailure):
+        return Problem(registry.reason, registry.message)
+    model = deployment.spec.model
+    servable, why_not = readiness(registry.status, registry.status_message)
+    if not servable:
+        pending = registry.status == "PENDING_REGISTRATION"
         return Problem(
-            "ModelFormatRequired",
-            "set spec.serving.modelFormat.name (for example sklearn): with a storageUri it "
-            "cannot be derived from the registry's MLmodel flavors",
+            "VersionNotReady" if pending else "VersionRegistrationFailed",
+            f"version {registry.version} of {model.name!r}: {why_not}",
+            "Pending" if pending else "Failed",
         )
+    storage = storage_uri(
+        name=model.name,
+        version=registry.version,
+        download_uri=registry.download_uri,
+        mode=serving.storage.mode,
+        artifacts_destination=serving.storage.artifacts_destination
+        or (model.registry.artifacts_destination if model.registry else None)
+        or registry.artifacts_destination,
+    )
+    if isinstance(storage, Unresolvable):
+        return Problem(storage.reason, storage.message)
+    chosen = model_format(dict(registry.flavors), override=override)
     return ServedModel(
-        storage_uri=serving.storage_uri,
-        model_format=serving.model_format.name,
-        model_format_version=serving.model_format.version,
-        version=deployment.spec.model.version,
+        storage_uri=storage.storage_uri,
+        model_format=chosen.name,
+        model_format_version=override_version,
+        version=registry.version,
+        run_id=registry.run_id,
+        source=registry.source or None,
+        model_format_rule=chosen.rule,
+        storage_rule=storage.rule,
+        data_version=data_version(dict(registry.run_tags)),
     )
 
 
@@ -96,10 +143,6 @@ def unsupported_blocks(deployment: ModelDeployment) -> list[str]:
         notes.append("spec.monitoring (nothing is watched after promotion)")
     if spec.retraining is not None:
         notes.append("spec.retraining (no retraining Job is started)")
-    if spec.model.registry is not None:
-        notes.append("spec.model.registry (the registry is not contacted)")
-    if spec.serving.storage.mode != "Resolve" or spec.serving.storage.artifacts_destination:
-        notes.append("spec.serving.storage (storageUri is used as it is)")
     return notes
 
 
@@ -126,7 +169,10 @@ def inference_service_ready(observed: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def decide(
-    deployment: ModelDeployment, observed: Mapping[str, Any] | None, now: datetime
+    deployment: ModelDeployment,
+    observed: Mapping[str, Any] | None,
+    now: datetime,
+    registry: RegistryObservation | None = None,
 ) -> Decision:
     now = now.replace(microsecond=0)
     previous = deployment.status
@@ -156,7 +202,17 @@ def decide(
             )
         )
 
-    served = what_to_serve(deployment)
+    if deployment.spec.serving.storage_uri is None and registry is not None:
+        if isinstance(registry, RegistryFailure) and registry.transient:
+            set_condition(
+                ConditionUpdate(REGISTRY_REACHABLE, "False", registry.reason, registry.message)
+            )
+            return held_decision(deployment, registry, now, conditions)
+        set_condition(
+            ConditionUpdate(REGISTRY_REACHABLE, "True", "Answered", "the registry answered")
+        )
+
+    served = what_to_serve(deployment, registry)
     if isinstance(served, Problem):
         return failed_decision(deployment, served, now, conditions)
 
@@ -216,6 +272,11 @@ def decide(
                 version=served.version,
                 storage_uri=served.storage_uri,
                 model_format=served.model_format,
+                run_id=served.run_id,
+                source=served.source,
+                model_format_rule=served.model_format_rule,
+                storage_rule=served.storage_rule,
+                data_version=served.data_version,
                 promoted_at=now,
             )
             history.append(
@@ -300,7 +361,7 @@ def failed_decision(
         events = (EventIntent("Warning", problem.reason, problem.message),)
     status = ModelDeploymentStatus(
         observed_generation=generation,
-        phase="Failed",
+        phase=problem.phase,
         message=problem.message,
         conditions=conditions,
         inference_service=previous.inference_service,
@@ -308,6 +369,32 @@ def failed_decision(
         stable=previous.stable,
         canary=None,
         history=list(previous.history),
+    )
+    return Decision(inference_service=None, status=status, events=events)
+
+
+def held_decision(
+    deployment: ModelDeployment,
+    failure: RegistryFailure,
+    now: datetime,
+    conditions: list[Condition],
+) -> Decision:
+    """The registry cannot answer: change nothing that is served, say so, retry later."""
+    previous = deployment.status
+    before = condition(previous.conditions, REGISTRY_REACHABLE)
+    events: tuple[EventIntent, ...] = ()
+    if before is None or before.status != "False":
+        events = (EventIntent("Warning", failure.reason, failure.message),)
+    serving = previous.stable is not None
+    status = previous.model_copy(
+        update={
+            "observed_generation": deployment.metadata.generation,
+            "phase": previous.phase if serving else "Pending",
+            "message": f"{failure.message}; "
+            + ("still serving the last resolved version" if serving else "nothing served yet")
+            + ", retrying",
+            "conditions": conditions,
+        }
     )
     return Decision(inference_service=None, status=status, events=events)
 

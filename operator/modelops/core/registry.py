@@ -7,6 +7,7 @@ onto the store the server proxies (`artifactsDestination`). Stores KServe reads 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -81,17 +82,15 @@ def _join(destination: str, path: str) -> str:
     return destination.rstrip("/") + "/" + path if path else destination.rstrip("/")
 
 
-# MLmodel flavor -> KServe model format name, in order of preference. Anything else is served
-# through the MLflow flavor (pyfunc) with protocol v2.
-FLAVOR_FORMATS = (
-    ("sklearn", "sklearn"),
-    ("xgboost", "xgboost"),
-    ("lightgbm", "lightgbm"),
-    ("onnx", "onnx"),
-    ("tensorflow", "tensorflow"),
-    ("keras", "tensorflow"),
-    ("pytorch", "pytorch"),
-)
+# Native KServe formats whose runtimes read an MLflow flavor's model file directly, by the
+# file's extension (MLServer's sklearn/xgboost/lightgbm runtimes look for these names). MLflow 3
+# saves scikit-learn models as model.skops by default, which no native runtime reads; those,
+# and every other flavor, are served by the mlflow format (MLServer's MLflow runtime, pyfunc).
+NATIVE_FORMATS = {
+    "sklearn": (".joblib", ".pkl", ".pickle"),
+    "xgboost": (".bst", ".json", ".ubj"),
+    "lightgbm": (".bst",),
+}
 
 
 @dataclass(frozen=True)
@@ -100,14 +99,29 @@ class FormatChoice:
     rule: str
 
 
-def model_format(flavors: list[str], *, override: str | None) -> FormatChoice:
-    """The KServe model format for a version whose MLmodel lists `flavors`."""
+def model_format(flavors: Mapping[str, str], *, override: str | None) -> FormatChoice:
+    """The KServe model format for a version whose MLmodel lists `flavors` (flavor -> its
+    model file, "" when the flavor names none)."""
     if override:
         return FormatChoice(override, "spec.serving.modelFormat")
-    for flavor, name in FLAVOR_FORMATS:
-        if flavor in flavors:
-            return FormatChoice(name, f"MLmodel flavor {flavor}")
-    return FormatChoice("mlflow", "MLmodel has no native KServe flavor: mlflow (pyfunc, v2)")
+    for flavor, extensions in NATIVE_FORMATS.items():
+        file = flavors.get(flavor)
+        if file is None:
+            continue
+        if file.endswith(extensions):
+            return FormatChoice(
+                flavor,
+                f"MLmodel flavor {flavor} stores {file}, which KServe's {flavor} runtime reads",
+            )
+        return FormatChoice(
+            "mlflow",
+            f"MLmodel flavor {flavor} stores {file or 'no model file'}, which KServe's {flavor} "
+            "runtime cannot read: served by the mlflow format (pyfunc, protocol v2)",
+        )
+    listed = ", ".join(sorted(flavors)) or "none"
+    return FormatChoice(
+        "mlflow", f"MLmodel flavors ({listed}): served by the mlflow format (pyfunc, protocol v2)"
+    )
 
 
 def data_version(tags: dict[str, str]) -> str | None:
@@ -126,3 +140,33 @@ def readiness(status: str, status_message: str | None) -> tuple[bool, str | None
         return False, "the version is still being registered (PENDING_REGISTRATION); waiting"
     detail = f": {status_message}" if status_message else ""
     return False, f"the version failed to register (FAILED_REGISTRATION){detail}"
+
+
+@dataclass(frozen=True)
+class VersionAnswer:
+    """What the registry said about the version to serve (pinned, or the alias's target)."""
+
+    version: str
+    status: str
+    download_uri: str
+    status_message: str | None = None
+    run_id: str | None = None
+    source: str = ""
+    flavors: tuple[tuple[str, str], ...] = ()
+    """(flavor, its model file) from the version's MLmodel."""
+    run_tags: tuple[tuple[str, str], ...] = ()
+    artifacts_destination: str | None = None
+    """The operator-wide store behind the server, when configured (the spec's wins)."""
+
+
+@dataclass(frozen=True)
+class RegistryFailure:
+    """The registry could not answer: `transient` failures (unreachable, 5xx) are retried and
+    change nothing that is served; the others need a person (unknown model, no access)."""
+
+    reason: str
+    message: str
+    transient: bool
+
+
+RegistryObservation = VersionAnswer | RegistryFailure

@@ -14,3 +14,8 @@ API_WRITES = Counter(
     "Writes the reconciler sent to the API server, by resource.",
     ["resource"],
 )
+REGISTRY_CALLS = Counter(
+    "modelops_registry_lookups",
+    "Version or alias lookups sent to MLflow registries (one per model and poll interval, "
+    "however many deployments share it).",
+)

@@ -29,6 +29,7 @@ from modelops.api.status import ModelDeploymentStatus
 from modelops.core.patches import merge_patch
 from modelops.core.reconcile import Decision, EventIntent, Problem, decide, failed_decision
 from modelops.handlers.metrics import API_WRITES, RECONCILES
+from modelops.handlers.registry import RegistryResolver
 
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
@@ -37,6 +38,7 @@ InferenceServiceLookup = Callable[[Key], Mapping[str, Any] | None]
 logger = logging.getLogger("modelops.reconciler")
 
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+POLL_TICK_SECONDS = 1.0
 
 
 def newer(
@@ -71,8 +73,13 @@ class Reconciler:
         api: KubernetesApi,
         post_event: EventPoster,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resolver: RegistryResolver | None = None,
     ) -> None:
         self._api = api
+        self._resolver = resolver or RegistryResolver(api)
+        self._lookup: InferenceServiceLookup | None = None
+        self._models: dict[Key, tuple[str, ModelDeployment]] = {}
+        self._poller: asyncio.Task[None] | None = None
         self._post_event = post_event
         self._clock = clock
         self._deployments: dict[Key, Mapping[str, Any]] = {}
@@ -84,6 +91,7 @@ class Reconciler:
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
+        self._resolver.use_api(api)
 
     # ---- watch input -------------------------------------------------------------------
 
@@ -91,6 +99,7 @@ class Reconciler:
         key = key_of(body)
         if deleted:
             self._deployments.pop(key, None)
+            self._models.pop(key, None)
             self._written_services.pop(key, None)
             self._locks.pop(key, None)
             self._attempts.pop(key, None)
@@ -116,6 +125,9 @@ class Reconciler:
     # ---- the loop body -----------------------------------------------------------------
 
     async def reconcile(self, key: Key, inference_services: InferenceServiceLookup) -> None:
+        self._lookup = inference_services
+        if self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_registry())
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             body = self._deployments.get(key)
@@ -141,7 +153,10 @@ class Reconciler:
             logger.error("ModelDeployment %s/%s does not parse: %s", *key, error)
             return "rejected"
         observed = newer(inference_services(key), self._written_services.get(key))
-        decision = decide(deployment, observed, self._clock())
+        registry = None
+        if deployment.spec.serving.storage_uri is None:
+            registry = await self._resolver.observe(deployment)
+        decision = decide(deployment, observed, self._clock(), registry)
         outcome = "unchanged"
         if decision.inference_service is not None:
             try:
@@ -184,6 +199,35 @@ class Reconciler:
         API_WRITES.labels("modeldeployments/status").inc()
         self.observe_deployment(written)
         return True
+
+    async def _poll_registry(self) -> None:
+        """Reconcile deployments whose registry answer is due (an alias may have moved)."""
+        while True:
+            await asyncio.sleep(POLL_TICK_SECONDS)
+            lookup = self._lookup
+            if lookup is None:
+                continue
+            for key, body in list(self._deployments.items()):
+                if (body.get("spec") or {}).get("serving", {}).get("storageUri"):
+                    continue
+                deployment = self._parsed(key, body)
+                if deployment is not None and self._resolver.due(deployment):
+                    task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
+                    self._retry_tasks.add(task)
+                    task.add_done_callback(self._retry_tasks.discard)
+
+    def _parsed(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | None:
+        """The deployment as a model, parsed once per resourceVersion (the poll runs often)."""
+        version = body.get("metadata", {}).get("resourceVersion", "")
+        cached = self._models.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        try:
+            deployment = ModelDeployment.model_validate(body)
+        except ValidationError:
+            return None
+        self._models[key] = (version, deployment)
+        return deployment
 
     def _schedule_retry(self, key: Key, lookup: InferenceServiceLookup, error: Exception) -> None:
         attempt = self._attempts.get(key, 0)

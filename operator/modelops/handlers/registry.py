@@ -1,0 +1,183 @@
+"""Registry answers for the reconciler: one call per (registry, model, version or alias) per
+poll interval, however many deployments share it, with credentials read from Secrets.
+
+Operator-wide defaults come from the environment (`modelops run` flags set them):
+MODELOPS_REGISTRY_URI, MODELOPS_REGISTRY_CREDENTIALS (namespace/name of a Secret) and
+MODELOPS_ARTIFACTS_DESTINATION.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from modelops.adapters.kubernetes import ApiError, KubernetesApi
+from modelops.adapters.registry import Registry, RegistryConnection, RegistryError
+from modelops.api.resource import ModelDeployment
+from modelops.core.durations import parse_duration
+from modelops.core.registry import RegistryFailure, RegistryObservation
+from modelops.handlers.metrics import REGISTRY_CALLS
+
+logger = logging.getLogger("modelops.registry")
+
+# A transient failure is asked again this soon (then at the poll interval).
+TRANSIENT_RETRY_SECONDS = 5.0
+
+CacheKey = tuple[str, str, str, str, str]  # (tracking URI, secret ns, secret, model, selector)
+
+
+@dataclass(frozen=True)
+class RegistryDefaults:
+    tracking_uri: str | None = None
+    credentials_secret: str | None = None  # namespace/name
+    artifacts_destination: str | None = None
+
+    @classmethod
+    def from_environment(cls) -> RegistryDefaults:
+        return cls(
+            tracking_uri=os.environ.get("MODELOPS_REGISTRY_URI") or None,
+            credentials_secret=os.environ.get("MODELOPS_REGISTRY_CREDENTIALS") or None,
+            artifacts_destination=os.environ.get("MODELOPS_ARTIFACTS_DESTINATION") or None,
+        )
+
+
+@dataclass
+class _Entry:
+    observation: RegistryObservation
+    fetched_at: float
+    fresh_for: float
+
+
+class RegistryResolver:
+    def __init__(
+        self,
+        api: KubernetesApi,
+        defaults: RegistryDefaults | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._defaults = defaults or RegistryDefaults.from_environment()
+        self._clock = clock
+        self._cache: dict[CacheKey, _Entry] = {}
+        self._in_flight: dict[CacheKey, asyncio.Task[RegistryObservation]] = {}
+        self._registries: dict[tuple[str, str | None, str | None, str | None], Registry] = {}
+
+    def use_api(self, api: KubernetesApi) -> None:
+        self._api = api
+
+    def _key(self, deployment: ModelDeployment) -> CacheKey | None:
+        model = deployment.spec.model
+        settings = model.registry
+        uri = (settings.tracking_uri if settings else None) or self._defaults.tracking_uri
+        if uri is None:
+            return None
+        if settings is not None and settings.credentials_secret:
+            secret_ns, secret = deployment.metadata.namespace, settings.credentials_secret
+        elif self._defaults.credentials_secret:
+            secret_ns, _, secret = self._defaults.credentials_secret.partition("/")
+        else:
+            secret_ns, secret = "", ""
+        selector = f"@{model.alias}" if model.alias else f"v{model.version}"
+        return uri, secret_ns, secret, model.name, selector
+
+    def _interval(self, deployment: ModelDeployment) -> float:
+        settings = deployment.spec.model.registry
+        return parse_duration(settings.poll_interval if settings else "30s").total_seconds()
+
+    def due(self, deployment: ModelDeployment) -> bool:
+        """Whether the registry should be asked again for this deployment."""
+        key = self._key(deployment)
+        if key is None or key in self._in_flight:
+            return False
+        entry = self._cache.get(key)
+        return entry is None or self._clock() - entry.fetched_at >= entry.fresh_for
+
+    async def observe(self, deployment: ModelDeployment) -> RegistryObservation:
+        key = self._key(deployment)
+        if key is None:
+            return RegistryFailure(
+                "RegistryNotConfigured",
+                "no MLflow registry is configured: set spec.model.registry.trackingUri, or "
+                "start the operator with --registry-uri",
+                transient=False,
+            )
+        entry = self._cache.get(key)
+        if entry is not None and self._clock() - entry.fetched_at < entry.fresh_for:
+            return entry.observation
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch(key))
+            self._in_flight[key] = task
+        try:
+            observation = await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._in_flight.pop(key, None)
+        interval = self._interval(deployment)
+        transient = isinstance(observation, RegistryFailure) and observation.transient
+        self._cache[key] = _Entry(
+            observation,
+            self._clock(),
+            min(interval, TRANSIENT_RETRY_SECONDS) if transient else interval,
+        )
+        return observation
+
+    async def _fetch(self, key: CacheKey) -> RegistryObservation:
+        uri, secret_ns, secret, name, selector = key
+        REGISTRY_CALLS.inc()
+        try:
+            connection = await self._connection(uri, secret_ns, secret)
+            registry = self._registry(connection)
+            if selector.startswith("@"):
+                answer = await registry.resolve(name, alias=selector[1:])
+            else:
+                answer = await registry.resolve(name, version=selector[1:])
+            return replace(answer, artifacts_destination=self._defaults.artifacts_destination)
+        except RegistryError as error:
+            if error.retry:
+                logger.warning("Registry %s: %s", uri, error.message)
+            return RegistryFailure(error.reason, error.message, transient=error.retry)
+
+    async def _connection(self, uri: str, secret_ns: str, secret: str) -> RegistryConnection:
+        if not secret:
+            return RegistryConnection(uri)
+        try:
+            found = await self._api.get(f"/api/v1/namespaces/{secret_ns}/secrets/{secret}")
+        except ApiError as error:
+            raise RegistryError(
+                "CredentialsUnreadable",
+                f"cannot read the credentials Secret {secret_ns}/{secret} ({error.status})",
+                retry=error.status >= 500,
+            ) from None
+        if found is None:
+            raise RegistryError(
+                "CredentialsSecretMissing",
+                f"the credentials Secret {secret_ns}/{secret} does not exist",
+                retry=False,
+            )
+        data: dict[str, Any] = found.get("data") or {}
+
+        def value(name: str) -> str | None:
+            raw = data.get(name)
+            return base64.b64decode(raw).decode() if raw else None
+
+        return RegistryConnection(
+            uri,
+            token=value("MLFLOW_TRACKING_TOKEN"),
+            username=value("MLFLOW_TRACKING_USERNAME"),
+            password=value("MLFLOW_TRACKING_PASSWORD"),
+        )
+
+    def _registry(self, connection: RegistryConnection) -> Registry:
+        identity = (connection.tracking_uri, connection.token, connection.username,
+                    connection.password)  # fmt: skip
+        registry = self._registries.get(identity)
+        if registry is None:
+            registry = self._registries[identity] = Registry(connection)
+        return registry
