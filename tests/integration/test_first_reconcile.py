@@ -244,8 +244,9 @@ def test_a_spec_that_cannot_be_served_fails_with_an_actionable_condition(cluster
     body = wait_for(lambda: cluster.settled("fraud"), what="status")
     assert body["status"]["phase"] == "Failed"
     ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "RegistryResolutionUnavailable"
-    assert "spec.serving.storageUri" in ready["message"]
+    # No storageUri, and the operator runs without a default registry.
+    assert ready["reason"] == "RegistryNotConfigured"
+    assert "spec.model.registry.trackingUri" in ready["message"]
     assert cluster.service("fraud") is None
 
 

@@ -4,7 +4,9 @@ Run with the models environment's interpreter (it has MLflow and scikit-learn):
 
     python train_model.py TRACKING_URI MODEL_NAME KIND ARCHIVE
 
-KIND: `logistic` (a good model) or `constant` (always answers class 0). Prints one JSON line:
+KIND: `logistic` (a good model; MLflow 3 stores it as model.skops), `pickle` (the same, stored
+as model.pkl, which KServe's native sklearn runtime reads) or `constant` (always answers class
+0). Prints one JSON line:
 {"version", "run_id", "archive"}. The archive is a .tar.gz of the registered version's files,
 a storageUri KServe's storage initializer unpacks into real files (for a plain folder it makes
 symlinks, which MLflow 3 refuses to load from).
@@ -25,14 +27,15 @@ from sklearn.linear_model import LogisticRegression
 def main(tracking_uri: str, name: str, kind: str, archive: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     features, target = load_iris(return_X_y=True)
-    if kind == "logistic":
+    if kind in ("logistic", "pickle"):
         model = LogisticRegression(max_iter=500)
     else:
         model = DummyClassifier(strategy="constant", constant=0)
     model.fit(features, target)
+    extra = {"serialization_format": "cloudpickle"} if kind == "pickle" else {}
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=name, input_example=features[:2]
+            model, name="model", registered_model_name=name, input_example=features[:2], **extra
         )
     version = str(info.registered_model_version)
     with tempfile.TemporaryDirectory() as folder:

@@ -30,7 +30,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 # Artifact downloads read credentials from the environment only: one at a time.
 _ENVIRONMENT_LOCK = threading.Lock()
-_CREDENTIAL_VARIABLES = (
+_CONNECTION_VARIABLES = (
     "MLFLOW_TRACKING_TOKEN",
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
@@ -53,6 +53,8 @@ class RegistryConnection:
 
     def environment(self) -> dict[str, str]:
         values = {
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "MLFLOW_REGISTRY_URI": self.tracking_uri,
             "MLFLOW_TRACKING_TOKEN": self.token,
             "MLFLOW_TRACKING_USERNAME": self.username,
             "MLFLOW_TRACKING_PASSWORD": self.password,
@@ -72,9 +74,12 @@ def _translate(error: Exception, what: str) -> RegistryError:
     """MLflow's exceptions as reasons a person can act on (no credentials in messages)."""
     from mlflow.exceptions import MlflowException, RestException
 
-    if isinstance(error, RestException | MlflowException):
-        code = getattr(error, "error_code", "")
-        if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+    if isinstance(error, RestException):  # the server answered with an error
+        code = str(getattr(error, "error_code", ""))
+        text = str(error.message)
+        if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or (
+            code == "INVALID_PARAMETER_VALUE" and "not found" in text.lower()
+        ):
             return RegistryError("NotFound", f"{what} does not exist in the registry", retry=False)
         if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
             return RegistryError(
@@ -83,8 +88,20 @@ def _translate(error: Exception, what: str) -> RegistryError:
                 retry=False,
             )
         if code == "INVALID_PARAMETER_VALUE":
-            return RegistryError("InvalidRequest", f"{what}: {error.message}", retry=False)
-        return RegistryError("RegistryError", f"{what}: {code or error.message}", retry=True)
+            return RegistryError("InvalidRequest", f"{what}: {text}", retry=False)
+        return RegistryError("RegistryError", f"{what}: the registry answered {code}", retry=True)
+    if isinstance(error, MlflowException):
+        text = str(error.message)
+        if "401" in text or "403" in text:
+            return RegistryError(
+                "PermissionDenied",
+                f"the registry refused access to {what}; check the credentials Secret",
+                retry=False,
+            )
+        # Transport failures (refused, reset, timed out) surface as MlflowException.
+        return RegistryError(
+            "RegistryUnreachable", f"cannot reach the registry for {what}", retry=True
+        )
     return RegistryError(
         "RegistryUnreachable", f"cannot reach the registry ({type(error).__name__})", retry=True
     )
@@ -146,9 +163,7 @@ class Registry:
             import mlflow.artifacts
 
             path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}/MLmodel",
-                dst_path=folder,
-                tracking_uri=self.connection.tracking_uri,
+                artifact_uri=f"models:/{name}/{version}/MLmodel", dst_path=folder
             )
             document = yaml.safe_load(Path(path).read_text()) or {}
         found = []
@@ -161,12 +176,12 @@ class Registry:
     @contextlib.contextmanager
     def _environment(self) -> Iterator[None]:
         with _ENVIRONMENT_LOCK:
-            saved = {key: os.environ.pop(key, None) for key in _CREDENTIAL_VARIABLES}
+            saved = {key: os.environ.pop(key, None) for key in _CONNECTION_VARIABLES}
             os.environ.update(self.connection.environment())
             try:
                 yield
             finally:
-                for key in _CREDENTIAL_VARIABLES:
+                for key in _CONNECTION_VARIABLES:
                     os.environ.pop(key, None)
                     if saved[key] is not None:
                         os.environ[key] = saved[key]  # type: ignore[assignment]

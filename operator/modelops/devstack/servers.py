@@ -104,9 +104,10 @@ class ServerProcess:
     def environment(self) -> dict[str, str] | None:
         return None
 
-    def start(self, logs: Path, deadline: float = 120) -> None:
+    def start(self, logs: Path, deadline: float = 120, port: int | None = None) -> None:
+        """Start (again, on `port`, to bring a stopped server back where it was)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = port or _free_port()
         log = (logs / f"{self.name}.log").open("ab")
         self.process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -267,7 +268,7 @@ class Prometheus(ServerProcess):
         assert self.discovery is not None
         return {"pod-discovery": self.discovery.pid, "prometheus": self.pid}
 
-    def start(self, logs: Path, deadline: float = 120) -> None:
+    def start(self, logs: Path, deadline: float = 120, port: int | None = None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = (logs / "pod-discovery.log").open("ab")
         self.discovery = subprocess.Popen(
@@ -276,7 +277,7 @@ class Prometheus(ServerProcess):
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         log.close()
-        super().start(logs, deadline)
+        super().start(logs, deadline, port)
 
     def stop(self) -> None:
         super().stop()

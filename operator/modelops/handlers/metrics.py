@@ -17,5 +17,6 @@ API_WRITES = Counter(
 REGISTRY_CALLS = Counter(
     "modelops_registry_lookups",
     "Version or alias lookups sent to MLflow registries (one per model and poll interval, "
-    "however many deployments share it).",
+    "however many deployments share it), by model.",
+    ["model"],
 )

@@ -130,7 +130,7 @@ class RegistryResolver:
 
     async def _fetch(self, key: CacheKey) -> RegistryObservation:
         uri, secret_ns, secret, name, selector = key
-        REGISTRY_CALLS.inc()
+        REGISTRY_CALLS.labels(name).inc()
         try:
             connection = await self._connection(uri, secret_ns, secret)
             registry = self._registry(connection)

@@ -1,0 +1,242 @@
+"""The operator deploys what the MLflow registry says: pinned versions and moving aliases,
+downloaded by the modelops storage initializer that KServe's pod mutator injects, and registry
+trouble reported without touching what is served. Real mlflow server, KServe, MLServer."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from mlflow import MlflowClient
+
+from modelops.devstack.control_plane import ControlPlane
+from modelops.devstack.kserve import KServeController
+from modelops.devstack.servers import MlflowServer
+from tests.integration.conftest import KUBELET_GATEWAY, Operator, wait_for
+from tests.integration.test_model_serving import ROWS, ingress_host, predict, train
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
+
+MD = ("modelops.io", "v1alpha1")
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    kserve: KServeController, kubelet: Path, router: str, mlflow_server: MlflowServer
+) -> str:
+    return router
+
+
+def create(custom: client.CustomObjectsApi, namespace: str, name: str, model: dict[str, Any],
+           tracking_uri: str, **serving: Any) -> None:  # fmt: skip
+    custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
+        "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+        "spec": {"model": {**model, "registry": {"trackingUri": tracking_uri, "pollInterval": "2s"}},
+                 "serving": {"storage": {"mode": "StorageInitializer"}, **serving}},
+    })  # fmt: skip
+
+
+def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
+    found: dict[str, Any] = body.get("status") or {}
+    return found
+
+
+def condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in found.get("conditions", []) if c["type"] == kind), {})
+
+
+def healthy_with(custom: client.CustomObjectsApi, namespace: str, name: str, version: str) -> Any:
+    def check() -> dict[str, Any] | None:
+        found = status(custom, namespace, name)
+        stable = found.get("stable") or {}
+        return (
+            found if found.get("phase") == "Healthy" and stable.get("version") == version else None
+        )
+
+    return wait_for(
+        check, timeout=240, interval=1, what=f"{name} Healthy serving version {version}"
+    )
+
+
+def test_a_pinned_version_is_resolved_downloaded_and_served(
+    cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    trained = train(mlflow_server, "iris-pinned", "logistic", tmp_path)
+    create(custom, namespace, "iris", {"name": "iris-pinned", "version": trained["version"]},
+           mlflow_server.url)  # fmt: skip
+    found = healthy_with(custom, namespace, "iris", trained["version"])
+    stable = found["stable"]
+    assert stable["storageUri"] == f"models:/iris-pinned/{trained['version']}"
+    assert stable["runId"] == trained["run_id"]
+    assert stable["source"].startswith("models:/m-")
+    # MLflow 3 stored model.skops: KServe's sklearn runtime cannot read it, MLflow's can.
+    assert stable["modelFormat"] == "mlflow"
+    assert "model.skops" in stable["modelFormatRule"]
+    service = custom.get_namespaced_custom_object(
+        "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "iris"
+    )
+    assert service["spec"]["predictor"]["model"]["storageUri"] == stable["storageUri"]
+    assert predict(cluster, ingress_host("iris", namespace), ROWS) == [0, 2, 1]
+    assert condition(found, "RegistryReachable")["status"] == "True"
+
+
+def test_a_followed_alias_moves_the_deployment_to_its_new_version(
+    cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    good = train(mlflow_server, "iris-alias", "logistic", tmp_path)
+    constant = train(mlflow_server, "iris-alias", "constant", tmp_path)
+    registry = MlflowClient(mlflow_server.url)
+    registry.set_registered_model_alias("iris-alias", "champion", good["version"])
+    create(
+        custom, namespace, "iris", {"name": "iris-alias", "alias": "champion"}, mlflow_server.url
+    )
+    healthy_with(custom, namespace, "iris", good["version"])
+    assert predict(cluster, ingress_host("iris", namespace), [ROWS[1]]) == [2]
+
+    moved_at = time.monotonic()
+    registry.set_registered_model_alias("iris-alias", "champion", constant["version"])
+
+    def service_follows() -> bool:
+        service = custom.get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "iris"
+        )
+        uri = service["spec"]["predictor"]["model"]["storageUri"]
+        return bool(uri == f"models:/iris-alias/{constant['version']}")
+
+    wait_for(service_follows, timeout=30, interval=0.5, what="the InferenceService to follow")
+    # pollInterval is 2 s: the move is seen within an interval plus a reconcile.
+    assert time.monotonic() - moved_at < 10
+    healthy_with(custom, namespace, "iris", constant["version"])
+    # KServe reports Ready while the Deployment still rolls (the old pod answers until it is
+    # gone), so the new version's answers are waited for.
+    wait_for(
+        lambda: predict(cluster, ingress_host("iris", namespace), [ROWS[1]]) == [0],
+        timeout=60, interval=0.5, what="the new version to answer",
+    )  # fmt: skip
+
+
+def test_an_unknown_alias_is_reported_and_nothing_is_deployed(
+    cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    train(mlflow_server, "iris-unknown", "logistic", tmp_path)
+    create(
+        custom, namespace, "iris", {"name": "iris-unknown", "alias": "nobody"}, mlflow_server.url
+    )
+    found = wait_for(
+        lambda: (lambda s: s if s.get("phase") == "Failed" else None)(
+            status(custom, namespace, "iris")
+        ),
+        timeout=30,
+        what="the deployment to fail",
+    )
+    assert "nobody" in found["message"] and "does not exist" in found["message"]
+    assert condition(found, "Ready")["reason"] == "NotFound"
+    with pytest.raises(client.ApiException):
+        custom.get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "iris"
+        )
+
+
+def test_resolve_mode_and_a_registry_outage_that_changes_nothing(
+    cluster: str,
+    operator: Operator,
+    control_plane: ControlPlane,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Resolve mode: mlflow-artifacts:/ mapped onto the store behind a registry of its own,
+    downloaded by KServe's storage initializer, served by the native sklearn runtime (the
+    model is stored as model.pkl). Then that registry stops, and comes back."""
+    own = MlflowServer(tmp_path / "mlflow", host=KUBELET_GATEWAY)
+    own.start(control_plane.logs)
+    try:
+        trained = train(own, "iris-outage", "pickle", tmp_path)
+        MlflowClient(own.url).set_registered_model_alias("iris-outage", "champion",
+                                                         trained["version"])  # fmt: skip
+        custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
+            "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "iris"},
+            "spec": {"model": {"name": "iris-outage", "alias": "champion", "registry": {
+                "trackingUri": own.url, "pollInterval": "2s",
+                "artifactsDestination": f"file://{own.artifacts}"}}},
+        })  # fmt: skip
+        found = healthy_with(custom, namespace, "iris", trained["version"])
+        stable = found["stable"]
+        assert stable["storageUri"].startswith(f"file://{own.artifacts}/")
+        assert stable["storageUri"].endswith("/artifacts")
+        assert "mapped onto artifactsDestination" in stable["storageRule"]
+        assert stable["modelFormat"] == "sklearn"
+        assert predict(cluster, ingress_host("iris", namespace), ROWS) == [0, 2, 1]
+
+        def service_version() -> str:
+            service = custom.get_namespaced_custom_object(
+                "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "iris"
+            )
+            return str(service["metadata"]["resourceVersion"])
+
+        before = service_version()
+        port = own.port
+        own.stop()
+
+        def unreachable() -> dict[str, Any] | None:
+            found = status(custom, namespace, "iris")
+            return found if condition(found, "RegistryReachable").get("status") == "False" else None
+
+        held = wait_for(unreachable, timeout=30, interval=0.5, what="RegistryReachable=False")
+        assert condition(held, "RegistryReachable")["reason"] == "RegistryUnreachable"
+        assert held["phase"] == "Healthy" and held["stable"] == stable
+        assert service_version() == before, "the InferenceService changed during the outage"
+        assert predict(cluster, ingress_host("iris", namespace), ROWS) == [0, 2, 1]
+
+        own.start(control_plane.logs, port=port)
+        wait_for(
+            lambda: condition(status(custom, namespace, "iris"), "RegistryReachable").get("status")
+            == "True",
+            timeout=60, interval=0.5, what="RegistryReachable=True after the registry returns",
+        )  # fmt: skip
+        assert service_version() == before
+    finally:
+        own.stop()
+
+
+def test_deployments_of_one_model_share_one_registry_lookup_per_interval(
+    cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    trained = train(mlflow_server, "iris-shared", "logistic", tmp_path)
+    MlflowClient(mlflow_server.url).set_registered_model_alias("iris-shared", "champion",
+                                                              trained["version"])  # fmt: skip
+    for name in ("a", "b", "c", "d"):
+        create(custom, namespace, name, {"name": "iris-shared", "alias": "champion"},
+               mlflow_server.url, minReplicas=0)  # fmt: skip
+    wait_for(lambda: all(status(custom, namespace, n).get("inferenceService") for n in "abcd"),
+             timeout=60, what="every deployment resolved")  # fmt: skip
+    start = operator.metric("modelops_registry_lookups_total", model="iris-shared")
+    time.sleep(10.5)  # a measuring window of five 2 s poll intervals, not a wait for a condition
+    lookups = operator.metric("modelops_registry_lookups_total", model="iris-shared") - start
+    # Four deployments, one model and alias: about one lookup per interval, not four.
+    assert 3 <= lookups <= 7, lookups
