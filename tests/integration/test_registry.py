@@ -240,3 +240,58 @@ def test_deployments_of_one_model_share_one_registry_lookup_per_interval(
     lookups = operator.metric("modelops_registry_lookups_total", model="iris-shared") - start
     # Four deployments, one model and alias: about one lookup per interval, not four.
     assert 3 <= lookups <= 7, lookups
+
+
+def test_credentials_come_from_a_secret_and_never_show(
+    cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    control_plane: ControlPlane,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+) -> None:
+    token = "tok-" + namespace  # a value to search for everywhere it must not appear
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "mlflow-credentials"},
+                                              "stringData": {"MLFLOW_TRACKING_TOKEN": token}})  # fmt: skip
+    for name, secret in (("with-secret", "mlflow-credentials"), ("missing-secret", "nope")):
+        custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
+            "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": {"model": {"name": "iris-credentials", "alias": "nobody", "registry": {
+                "trackingUri": mlflow_server.url, "credentialsSecret": secret}}},
+        })  # fmt: skip
+
+    def failed(name: str) -> dict[str, Any] | None:
+        found = status(custom, namespace, name)
+        return found if found.get("phase") == "Failed" else None
+
+    # The token reached the registry (which answered: no such model), the missing Secret did not.
+    assert (
+        condition(wait_for(lambda: failed("with-secret"), what="an answer"), "Ready")["reason"]
+        == "NotFound"
+    )
+    missing = wait_for(lambda: failed("missing-secret"), what="the missing Secret reported")
+    assert condition(missing, "Ready")["reason"] == "CredentialsSecretMissing"
+    assert f"{namespace}/nope" in missing["message"]
+    events = core.list_namespaced_event(namespace).items
+    texts = [str(status(custom, namespace, n)) for n in ("with-secret", "missing-secret")]
+    texts += [e.message or "" for e in events] + [operator.tail(400)]
+    assert not [t for t in texts if token in t]
+
+
+async def test_registry_write_back_sets_aliases_and_tags_idempotently(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    from modelops.adapters.registry import Registry, RegistryConnection
+
+    trained = train(mlflow_server, "iris-write-back", "logistic", tmp_path)
+    registry = Registry(RegistryConnection(mlflow_server.url))
+    for _ in range(2):  # twice: the second call changes nothing and does not fail
+        await registry.set_alias("iris-write-back", "champion", trained["version"])
+        await registry.tag_version("iris-write-back", trained["version"], "modelops.io/status",
+                                   "promoted")  # fmt: skip
+    version = MlflowClient(mlflow_server.url).get_model_version_by_alias(
+        "iris-write-back", "champion"
+    )
+    assert version.version == trained["version"]
+    assert version.tags["modelops.io/status"] == "promoted"
