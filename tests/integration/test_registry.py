@@ -295,3 +295,43 @@ async def test_registry_write_back_sets_aliases_and_tags_idempotently(
     )
     assert version.version == trained["version"]
     assert version.tags["modelops.io/status"] == "promoted"
+
+
+def test_wrong_registry_credentials_are_reported_as_denied(
+    cluster: str,
+    operator: Operator,
+    control_plane: ControlPlane,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Against MLflow's basic-auth app: a wrong password is PermissionDenied (no retry
+    storm), the right one gets through (the alias is then simply unknown)."""
+    own = MlflowServer(
+        tmp_path / "mlflow", host=KUBELET_GATEWAY, admin_password="admin-pass-4-tests"
+    )
+    own.start(control_plane.logs)
+    try:
+        for secret, password in (("wrong", "not-the-password"), ("right", "admin-pass-4-tests")):
+            core.create_namespaced_secret(namespace, {"metadata": {"name": secret}, "stringData": {
+                "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}})  # fmt: skip
+        for name, secret in (("denied", "wrong"), ("allowed", "right")):
+            custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
+                "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+                "spec": {"model": {"name": "iris-auth", "alias": "champion", "registry": {
+                    "trackingUri": own.url, "credentialsSecret": secret}}},
+            })  # fmt: skip
+
+        def failed(name: str) -> dict[str, Any] | None:
+            found = status(custom, namespace, name)
+            return found if found.get("phase") == "Failed" else None
+
+        denied = wait_for(lambda: failed("denied"), timeout=30, what="the denied deployment")
+        assert condition(denied, "Ready")["reason"] == "PermissionDenied"
+        assert "credentials Secret" in denied["message"]
+        allowed = wait_for(lambda: failed("allowed"), timeout=30, what="the allowed deployment")
+        assert condition(allowed, "Ready")["reason"] == "NotFound"
+        assert "not-the-password" not in str(denied) + operator.tail(400)
+    finally:
+        own.stop()

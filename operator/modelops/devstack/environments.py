@@ -88,7 +88,7 @@ MODELS = Environment(
         f"mlserver=={MLSERVER_VERSION}",
         f"mlserver-sklearn=={MLSERVER_VERSION}",
         f"mlserver-mlflow=={MLSERVER_VERSION}",
-        "mlflow==3.17.2",
+        "mlflow[auth]==3.17.2",  # auth: the basic-auth app for credential tests
         "scikit-learn==1.9.1",
     ),
 )

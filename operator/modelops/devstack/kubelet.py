@@ -33,6 +33,7 @@ import yaml
 from modelops.adapters.kubernetes import ApiError, Connection, KubernetesApi
 from modelops.devstack.images import Unrunnable, local_command
 from modelops.devstack.network import PodNetwork, Sandbox
+from modelops.devstack.volumes import prepare_volumes
 
 logger = logging.getLogger("modelops.kubelet")
 
@@ -188,7 +189,9 @@ class ProcessKubelet:
             )
         for attempt in range(30):  # a ConfigMap or Secret may appear a moment after the Pod
             try:
-                run.volumes = await self.prepare_volumes(pod, folder / "volumes")
+                run.volumes = await prepare_volumes(
+                    self.api, pod, folder / "volumes", self.value_from
+                )
                 break
             except (ApiError, KeyError, ValueError) as error:
                 await self.write_status(run, "Pending", message=f"volumes: {error}")
@@ -309,80 +312,6 @@ class ProcessKubelet:
         log.close()
         state.waiting, state.exit_code, state.started_at = None, None, now()
         return True
-
-    async def prepare_volumes(self, pod: dict[str, Any], root: Path) -> dict[str, Path]:
-        """A host folder (or file) per volume: emptyDir, configMap, secret, projected, hostPath."""
-        namespace = pod["metadata"]["namespace"]
-        prepared: dict[str, Path] = {}
-        for volume in pod["spec"].get("volumes", []):
-            name = volume["name"]
-            if "hostPath" in volume:
-                prepared[name] = Path(volume["hostPath"]["path"])
-                continue
-            folder = root / name
-            folder.mkdir(parents=True, exist_ok=True)
-            if "configMap" in volume:
-                await self.write_keys(folder, namespace, "configmaps", volume["configMap"])
-            elif "secret" in volume:
-                ref = {**volume["secret"], "name": volume["secret"]["secretName"]}
-                await self.write_keys(folder, namespace, "secrets", ref)
-            elif "projected" in volume:
-                for source in volume["projected"].get("sources", []):
-                    await self.project(folder, pod, source)
-            elif "emptyDir" not in volume:
-                logger.warning("Volume %s of pod %s/%s: type not supported, left empty",
-                               name, namespace, pod["metadata"]["name"])  # fmt: skip
-            prepared[name] = folder
-        return prepared
-
-    async def write_keys(
-        self, folder: Path, namespace: str, plural: str, ref: dict[str, Any]
-    ) -> None:
-        found = await self.api.get(f"/api/v1/namespaces/{namespace}/{plural}/{ref['name']}")
-        if found is None:
-            if ref.get("optional"):
-                return
-            raise ValueError(f"{plural[:-1]} {namespace}/{ref['name']} not found")
-        data = dict(found.get("data") or {})
-        if plural == "secrets":
-            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
-        items = ref.get("items") or [{"key": k, "path": k} for k in data]
-        for item in items:
-            if item["key"] in data:
-                target = folder / item["path"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(data[item["key"]])
-
-    async def project(self, folder: Path, pod: dict[str, Any], source: dict[str, Any]) -> None:
-        meta = pod["metadata"]
-        if "serviceAccountToken" in source:
-            request = source["serviceAccountToken"]
-            account = pod["spec"].get("serviceAccountName", "default")
-            spec: dict[str, Any] = {
-                "expirationSeconds": request.get("expirationSeconds", 3607),
-                "boundObjectRef": {
-                    "kind": "Pod",
-                    "apiVersion": "v1",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                },
-            }
-            if request.get("audience"):
-                spec["audiences"] = [request["audience"]]
-            token = await self.api.request(
-                "POST", f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
-                body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
-            )  # fmt: skip
-            (folder / request["path"]).write_text(token["status"]["token"])
-        elif "configMap" in source:
-            await self.write_keys(folder, meta["namespace"], "configmaps", source["configMap"])
-        elif "secret" in source:
-            await self.write_keys(folder, meta["namespace"], "secrets", source["secret"])
-        elif "downwardAPI" in source:
-            for item in source["downwardAPI"].get("items", []):
-                value = await self.value_from(pod, item) if "fieldRef" in item else None
-                if value is not None:
-                    (folder / item["path"]).write_text(value)
 
     async def environment(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
         env: dict[str, str] = {}

@@ -143,6 +143,13 @@ class MlflowServer(ServerProcess):
     name = "mlflow"
     namespace = "modelops-system"
 
+    def __init__(
+        self, directory: Path, host: str = "127.0.0.1", admin_password: str | None = None
+    ) -> None:
+        """`admin_password` turns on MLflow's basic-auth app with user `admin`."""
+        super().__init__(directory, host)
+        self.admin_password = admin_password
+
     def register(self, plane: ControlPlane) -> str:
         """A selector-less Service and its EndpointSlice, as a cluster registers an outside
         server, and the ClusterStorageContainer that downloads models:/ URIs from it; returns
@@ -176,6 +183,7 @@ class MlflowServer(ServerProcess):
             "--backend-store-uri", f"sqlite:///{self.directory / 'mlflow.db'}",
             "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
             "--host", self.host, "--port", str(self.port), "--workers", "1",
+            *(["--app-name", "basic-auth"] if self.admin_password else []),
         ]  # fmt: skip
 
     def ready_path(self) -> str:
@@ -183,7 +191,17 @@ class MlflowServer(ServerProcess):
 
     def environment(self) -> dict[str, str]:
         # MLflow 3's job runner starts a dozen huey workers the stack never uses.
-        return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.admin_password:
+            config = self.directory / "basic_auth.ini"
+            config.write_text(
+                "[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = sqlite:///{self.directory / 'basic_auth.db'}\n"
+                f"admin_username = admin\nadmin_password = {self.admin_password}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            )
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+        return env
 
 
 def storage_container(tracking_uri: str) -> dict[str, Any]:

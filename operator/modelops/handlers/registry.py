@@ -133,7 +133,8 @@ class RegistryResolver:
         REGISTRY_CALLS.labels(name).inc()
         try:
             connection = await self._connection(uri, secret_ns, secret)
-            registry = self._registry(connection)
+            # The first Registry imports MLflow's client (about 2 s): not on the event loop.
+            registry = await asyncio.to_thread(self._registry, connection)
             if selector.startswith("@"):
                 answer = await registry.resolve(name, alias=selector[1:])
             else:
