@@ -32,12 +32,26 @@ def cluster(
 
 
 def create(custom: client.CustomObjectsApi, namespace: str, name: str, model: dict[str, Any],
-           tracking_uri: str, **serving: Any) -> None:  # fmt: skip
+           tracking_uri: str, credentials: str | None = None, **serving: Any) -> None:  # fmt: skip
+    registry = {"trackingUri": tracking_uri, "pollInterval": "2s"}
+    if credentials:
+        registry["credentialsSecret"] = credentials
     custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
         "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-        "spec": {"model": {**model, "registry": {"trackingUri": tracking_uri, "pollInterval": "2s"}},
+        "spec": {"model": {**model, "registry": registry},
                  "serving": {"storage": {"mode": "StorageInitializer"}, **serving}},
     })  # fmt: skip
+
+
+def failed(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    """The status once the deployment has failed (waited for)."""
+
+    def check() -> dict[str, Any] | None:
+        found = status(custom, namespace, name)
+        return found if found.get("phase") == "Failed" else None
+
+    result: dict[str, Any] = wait_for(check, timeout=30, what=f"{name} to fail")
+    return result
 
 
 def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
@@ -130,31 +144,34 @@ def test_a_followed_alias_moves_the_deployment_to_its_new_version(
     )  # fmt: skip
 
 
-def test_an_unknown_alias_is_reported_and_nothing_is_deployed(
+def test_unknown_aliases_versions_and_models_are_reported_and_nothing_is_deployed(
     cluster: str,
     operator: Operator,
     mlflow_server: MlflowServer,
     custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
     namespace: str,
     tmp_path: Path,
 ) -> None:
     train(mlflow_server, "iris-unknown", "logistic", tmp_path)
-    create(
-        custom, namespace, "iris", {"name": "iris-unknown", "alias": "nobody"}, mlflow_server.url
+    cases = {
+        "alias": ({"name": "iris-unknown", "alias": "nobody"}, "alias 'nobody'"),
+        "version": ({"name": "iris-unknown", "version": "99"}, "version 99"),
+        "model": ({"name": "no-such-model", "version": "1"}, "'no-such-model'"),
+    }
+    for name, (model, _) in cases.items():
+        create(custom, namespace, name, model, mlflow_server.url)
+
+    for name, (_, named) in cases.items():
+        found = failed(custom, namespace, name)
+        assert condition(found, "Ready")["reason"] == "NotFound"
+        assert named in found["message"] and "does not exist" in found["message"]
+    reasons = {e.reason for e in core.list_namespaced_event(namespace).items}
+    assert "NotFound" in reasons  # a Warning event a person sees in `kubectl describe`
+    services = custom.list_namespaced_custom_object(
+        "serving.kserve.io", "v1beta1", namespace, "inferenceservices"
     )
-    found = wait_for(
-        lambda: (lambda s: s if s.get("phase") == "Failed" else None)(
-            status(custom, namespace, "iris")
-        ),
-        timeout=30,
-        what="the deployment to fail",
-    )
-    assert "nobody" in found["message"] and "does not exist" in found["message"]
-    assert condition(found, "Ready")["reason"] == "NotFound"
-    with pytest.raises(client.ApiException):
-        custom.get_namespaced_custom_object(
-            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "iris"
-        )
+    assert services["items"] == []
 
 
 def test_resolve_mode_and_a_registry_outage_that_changes_nothing(
@@ -255,22 +272,12 @@ def test_credentials_come_from_a_secret_and_never_show(
     core.create_namespaced_secret(namespace, {"metadata": {"name": "mlflow-credentials"},
                                               "stringData": {"MLFLOW_TRACKING_TOKEN": token}})  # fmt: skip
     for name, secret in (("with-secret", "mlflow-credentials"), ("missing-secret", "nope")):
-        custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
-            "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"name": "iris-credentials", "alias": "nobody", "registry": {
-                "trackingUri": mlflow_server.url, "credentialsSecret": secret}}},
-        })  # fmt: skip
-
-    def failed(name: str) -> dict[str, Any] | None:
-        found = status(custom, namespace, name)
-        return found if found.get("phase") == "Failed" else None
+        create(custom, namespace, name, {"name": "iris-credentials", "alias": "nobody"},
+               mlflow_server.url, credentials=secret)  # fmt: skip
 
     # The token reached the registry (which answered: no such model), the missing Secret did not.
-    assert (
-        condition(wait_for(lambda: failed("with-secret"), what="an answer"), "Ready")["reason"]
-        == "NotFound"
-    )
-    missing = wait_for(lambda: failed("missing-secret"), what="the missing Secret reported")
+    assert condition(failed(custom, namespace, "with-secret"), "Ready")["reason"] == "NotFound"
+    missing = failed(custom, namespace, "missing-secret")
     assert condition(missing, "Ready")["reason"] == "CredentialsSecretMissing"
     assert f"{namespace}/nope" in missing["message"]
     events = core.list_namespaced_event(namespace).items
@@ -317,20 +324,12 @@ def test_wrong_registry_credentials_are_reported_as_denied(
             core.create_namespaced_secret(namespace, {"metadata": {"name": secret}, "stringData": {
                 "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}})  # fmt: skip
         for name, secret in (("denied", "wrong"), ("allowed", "right")):
-            custom.create_namespaced_custom_object(*MD, namespace, "modeldeployments", {
-                "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-                "spec": {"model": {"name": "iris-auth", "alias": "champion", "registry": {
-                    "trackingUri": own.url, "credentialsSecret": secret}}},
-            })  # fmt: skip
-
-        def failed(name: str) -> dict[str, Any] | None:
-            found = status(custom, namespace, name)
-            return found if found.get("phase") == "Failed" else None
-
-        denied = wait_for(lambda: failed("denied"), timeout=30, what="the denied deployment")
+            create(custom, namespace, name, {"name": "iris-auth", "alias": "champion"}, own.url,
+                   credentials=secret)  # fmt: skip
+        denied = failed(custom, namespace, "denied")
         assert condition(denied, "Ready")["reason"] == "PermissionDenied"
         assert "credentials Secret" in denied["message"]
-        allowed = wait_for(lambda: failed("allowed"), timeout=30, what="the allowed deployment")
+        allowed = failed(custom, namespace, "allowed")
         assert condition(allowed, "Ready")["reason"] == "NotFound"
         assert "not-the-password" not in str(denied) + operator.tail(400)
     finally:

@@ -115,6 +115,7 @@ class Registry:
         from mlflow.store.tracking.rest_store import RestStore as TrackingStore
 
         self.connection = connection
+        self._flavor_cache: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._models = ModelStore(connection.host_credentials)
         self._runs = TrackingStore(connection.host_credentials)
 
@@ -149,7 +150,12 @@ class Registry:
             tags = dict(run.data.tags)
         flavors: tuple[tuple[str, str], ...] = ()
         if found.status == "READY":
-            flavors = await self._call(what, lambda: self._flavors(name, number))
+            # A version's MLmodel never changes: read it once, not at every poll.
+            cached = self._flavor_cache.get((name, number))
+            if cached is None:
+                cached = await self._call(what, lambda: self._flavors(name, number))
+                self._flavor_cache[(name, number)] = cached
+            flavors = cached
         return VersionAnswer(
             version=number, status=str(found.status), download_uri=str(download_uri),
             status_message=found.status_message or None, run_id=found.run_id or None,

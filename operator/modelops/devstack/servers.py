@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -129,11 +130,13 @@ class ServerProcess:
         raise TimeoutError(f"{self.name} did not answer on {self.url} within {deadline:.0f}s")
 
     def stop(self) -> None:
-        """Stop the server and its children (its own process group)."""
-        if self.process is None or self.process.poll() is not None:
+        """Stop the server and its children (its own process group, which may outlive the
+        group's leader)."""
+        if self.process is None:
             return
         stop_group(self.process.pid)
         self.process.wait()
+        self.process = None  # stopped once: a reused pid is never signalled
 
 
 class MlflowServer(ServerProcess):
@@ -201,6 +204,10 @@ class MlflowServer(ServerProcess):
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             )
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+            # The auth app's CSRF protection wants a key that survives restarts of this server.
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = hashlib.sha256(
+                str(self.directory).encode()
+            ).hexdigest()
         return env
 
 

@@ -28,6 +28,8 @@ logger = logging.getLogger("modelops.registry")
 
 # A transient failure is asked again this soon (then at the poll interval).
 TRANSIENT_RETRY_SECONDS = 5.0
+# A lookup that takes longer counts as unreachable (its worker thread is left to finish).
+LOOKUP_DEADLINE_SECONDS = 20.0
 
 CacheKey = tuple[str, str, str, str, str]  # (tracking URI, secret ns, secret, model, selector)
 
@@ -135,10 +137,19 @@ class RegistryResolver:
             connection = await self._connection(uri, secret_ns, secret)
             # The first Registry imports MLflow's client (about 2 s): not on the event loop.
             registry = await asyncio.to_thread(self._registry, connection)
-            if selector.startswith("@"):
-                answer = await registry.resolve(name, alias=selector[1:])
-            else:
-                answer = await registry.resolve(name, version=selector[1:])
+            lookup = (
+                registry.resolve(name, alias=selector[1:])
+                if selector.startswith("@")
+                else registry.resolve(name, version=selector[1:])
+            )
+            try:
+                answer = await asyncio.wait_for(lookup, LOOKUP_DEADLINE_SECONDS)
+            except TimeoutError:
+                raise RegistryError(
+                    "RegistryUnreachable",
+                    f"the registry did not answer within {LOOKUP_DEADLINE_SECONDS:.0f}s",
+                    retry=True,
+                ) from None
             return replace(answer, artifacts_destination=self._defaults.artifacts_destination)
         except RegistryError as error:
             if error.retry:
