@@ -1,8 +1,12 @@
 """The pydantic models accept what the CRD accepts and fill the same defaults."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from modelops.api.resource import ModelDeployment
 from modelops.api.spec import ModelDeploymentSpec
 
 
@@ -47,3 +51,12 @@ def test_camel_case_on_the_wire() -> None:
 def test_field_constraints_hold_in_python_too(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ModelDeploymentSpec.model_validate(bad)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[2].glob("examples/*.yaml")), ids=lambda p: p.name
+)
+def test_every_example_is_a_valid_model_deployment(path: Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    body["metadata"].setdefault("namespace", "default")
+    ModelDeployment.model_validate(body)
