@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 import time
@@ -116,11 +117,9 @@ class RegistryResolver:
         if task is None:
             task = asyncio.get_running_loop().create_task(self._fetch(key))
             self._in_flight[key] = task
-        try:
-            observation = await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._in_flight.pop(key, None)
+            # Cleared when the lookup ends, even if every caller awaiting it was cancelled.
+            task.add_done_callback(functools.partial(self._lookup_done, key))
+        observation = await asyncio.shield(task)
         interval = self._interval(deployment)
         transient = isinstance(observation, RegistryFailure) and observation.transient
         self._cache[key] = _Entry(
@@ -129,6 +128,9 @@ class RegistryResolver:
             min(interval, TRANSIENT_RETRY_SECONDS) if transient else interval,
         )
         return observation
+
+    def _lookup_done(self, key: CacheKey, _: asyncio.Task[RegistryObservation]) -> None:
+        self._in_flight.pop(key, None)
 
     async def _fetch(self, key: CacheKey) -> RegistryObservation:
         uri, secret_ns, secret, name, selector = key
