@@ -25,7 +25,7 @@ VALID: dict[str, Any] = {
     },
 }
 STEP = {"traffic": 10, "duration": "1m"}
-METRIC = {"name": "error-rate", "preset": "error-rate", "max": 0.02}
+METRIC = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.02}
 
 
 def mutate(path: str, value: Any) -> dict[str, Any]:

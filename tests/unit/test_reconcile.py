@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from modelops.api.resource import ModelDeployment
 from modelops.core.conditions import condition
-from modelops.core.reconcile import Decision, decide
+from modelops.core.decision import Decision
+from modelops.core.reconcile import decide
 from tests.unit.factories import deployment, deployment_body
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
@@ -147,18 +148,23 @@ def test_without_a_model_format_the_deployment_fails_and_names_the_field() -> No
 
 
 def test_blocks_not_implemented_yet_are_reported_not_ignored() -> None:
+    retraining = {
+        "triggers": [{"onRollback": True}],
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+    }
     decision = decide(
         deployment(
             spec__rollout={"strategy": "Direct"},
-            spec__monitoring={"rollbackWindow": "1h"},
+            spec__monitoring={"rollbackWindow": "1h", "drift": {"enabled": True}},
+            spec__retraining=retraining,
         ),
         None,
         NOW,
     )
     supported = condition(decision.status.conditions, "SpecSupported")
     assert supported is not None and supported.status == "False"
-    assert "spec.rollout" in supported.message and "spec.monitoring" in supported.message
-    assert "spec.analysis" not in supported.message
+    assert "spec.retraining" in supported.message and "spec.monitoring.drift" in supported.message
+    assert "spec.rollout" not in supported.message
     plain = condition(decide(deployment(), None, NOW).status.conditions, "SpecSupported")
     assert plain is not None and plain.status == "True"
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from modelops.api.resource import ModelDeployment
 from modelops.core.conditions import condition
-from modelops.core.reconcile import Decision, decide
+from modelops.core.decision import Decision
+from modelops.core.reconcile import decide
 from modelops.core.registry import RegistryFailure, VersionAnswer
 from tests.unit.factories import deployment_body
 from tests.unit.test_reconcile import NOW, served_by_kserve, with_status

@@ -91,7 +91,20 @@ class PrometheusSpec(SpecModel):
     """TLS options."""
 
 
-MetricPreset = Literal["error-rate", "latency-p95", "latency-p99"]
+MetricPreset = Literal[
+    "mlserver-error-rate",
+    "mlserver-http-error-rate",
+    "mlserver-latency-mean",
+    "mlserver-latency-p95",
+    "mlserver-latency-p99",
+    "knative-error-rate",
+    "knative-latency-p95",
+    "knative-latency-p99",
+    "kserve-latency-p95",
+    "kserve-latency-p99",
+    "router-error-rate",
+    "router-latency-p95",
+]
 
 
 class MetricSpec(SpecModel):
@@ -122,10 +135,10 @@ class MetricSpec(SpecModel):
     """Metric name, unique within the analysis; shown in status and events."""
 
     query: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
-    """PromQL template; {{ namespace }}, {{ isvc }}, {{ version }}, {{ stableVersion }}, {{ revision }} and {{ window }} are filled in and escaped."""
+    """PromQL template returning one series; {{ namespace }}, {{ deployment }}, {{ isvc }}, {{ version }}, {{ stableVersion }}, {{ service }}, {{ revision }} and {{ window }} are filled in and escaped. With compareTo: stable it is run once more with the stable version's values."""
 
     preset: MetricPreset | None = None
-    """A built-in query: error-rate (share of failed requests), latency-p95, latency-p99 (seconds)."""
+    """A built-in query (error rates as a share 0-1, latencies in seconds), named by the metrics it reads: mlserver-*, knative-* (queue-proxy), kserve-* (KServe Python server), router-* (the local cluster's router). The README lists each query and the scrape set-up it assumes."""
 
     min: float | None = None
     """The measurement fails below this value."""

@@ -91,6 +91,38 @@ class ResourceRequirements(SpecModel):
     """Guaranteed resources, for example {cpu: 100m, memory: 512Mi}."""
 
 
+class ParentReference(SpecModel):
+    """A Gateway API Gateway the HTTPRoute attaches to."""
+
+    name: ObjectName
+    """Name of the Gateway."""
+
+    namespace: ObjectName | None = None
+    """Namespace of the Gateway; the deployment's when omitted."""
+
+    section_name: ObjectName | None = None
+    """A listener of the Gateway."""
+
+
+class HttpRouteSpec(SpecModel):
+    """Split traffic between stable and canary with a Gateway API HTTPRoute. KServe v0.20's
+    Standard mode routes its own host to the stable predictor only, so an exact canary share
+    needs this (or a mesh)."""
+
+    hostnames: Annotated[
+        list[
+            Annotated[
+                str, StringConstraints(pattern=r"^[a-z0-9*]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+            ]
+        ],
+        Field(min_length=1, max_length=16),
+    ]
+    """Host names clients use, for example fraud.models.example.com."""
+
+    parent_refs: Annotated[list[ParentReference], Field(max_length=8)] = []
+    """Gateways the route attaches to."""
+
+
 class ServingSpec(SpecModel):
     """How KServe serves the model."""
 
@@ -100,7 +132,13 @@ class ServingSpec(SpecModel):
                 "!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                 "spec.serving.minReplicas must not exceed spec.serving.maxReplicas",
                 field_path=".minReplicas",
-            )
+            ),
+            Rule(
+                "!has(self.httpRoute) || self.deploymentMode == 'Standard'",
+                "spec.serving.httpRoute applies to deploymentMode: Standard only (Knative splits "
+                "traffic between revisions itself); remove httpRoute or use Standard",
+                field_path=".httpRoute",
+            ),
         )
     )
 
@@ -133,3 +171,6 @@ class ServingSpec(SpecModel):
 
     resources: ResourceRequirements | None = None
     """CPU and memory of the model server."""
+
+    http_route: HttpRouteSpec | None = None
+    """Standard mode: an HTTPRoute modelops keeps pointed at stable and canary with the step's weights."""

@@ -77,24 +77,113 @@ class ServedVersion(StatusModel):
     promoted_at: datetime | None = None
     """When the version became the stable one."""
 
+    predictor: str | None = None
+    """Name of the KServe predictor serving it (Standard mode; empty for the first version)."""
 
-class CanaryStatus(StatusModel):
-    """The version being rolled out."""
+
+class CanaryStatus(ServedVersion):
+    """The version being rolled out, where it is in its steps, and how traffic is split."""
+
+    name: str | None = None
+    """Name of its KServe canary predictor (Standard mode), for example v8."""
+
+    step: int | None = None
+    """Index of the current step in spec.rollout.steps (Direct: 0, the bake)."""
+
+    traffic: Annotated[int, Field(ge=0, le=100)] = 0
+    """Share of traffic the current step asks for, in percent."""
+
+    effective_traffic: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Share it really receives: the HTTPRoute's weight, or its share of the replicas."""
+
+    replicas: int | None = None
+    """Replicas of the canary predictor (Standard mode)."""
+
+    stable_replicas: int | None = None
+    """Replicas the stable predictor keeps during the step (Standard mode)."""
+
+    started_at: datetime | None = None
+    """When the rollout of this version started."""
+
+    step_started_at: datetime | None = None
+    """When the current step started (the canary was ready with its traffic)."""
+
+    paused_reason: str | None = None
+    """Why the rollout does not advance: a person paused it, or the analysis has no verdict."""
+
+    aborting: bool = False
+    """Knative mode: traffic is back on the stable revision; the stable storageUri is restored next."""
+
+
+class Measurement(StatusModel):
+    """The latest measurement of one analysis metric."""
+
+    name: str
+    """The metric's name in spec.analysis.metrics."""
+
+    verdict: Literal["Pass", "Fail", "Inconclusive", "Error"]
+    """Pass, Fail, Inconclusive (no data or NaN) or Error (the query failed)."""
+
+    value: float | None = None
+    """The measured value (canary/stable ratio with compareTo: stable)."""
+
+    canary_value: float | None = None
+    """With compareTo: stable, the canary's value."""
+
+    stable_value: float | None = None
+    """With compareTo: stable, the stable version's value."""
+
+    message: str = ""
+    """The value against its threshold, or why there is no verdict."""
+
+
+class AnalysisStatus(StatusModel):
+    """Running tally of the analysis of the current subject (the canary, or the stable version
+    under post-promotion monitoring)."""
+
+    subject: Literal["canary", "stable"]
+    """What is being judged."""
 
     version: str | None = None
-    """Registry version under rollout."""
+    """The version being judged."""
+
+    last_run_at: datetime | None = None
+    """When the metrics were last measured."""
+
+    runs: int = 0
+    """Measurement rounds so far."""
+
+    failures: int = 0
+    """Rounds with a Fail verdict (only these count toward failureLimit)."""
+
+    inconclusive: int = 0
+    """Consecutive rounds without a verdict for some metric."""
+
+    consecutive_errors: int = 0
+    """Consecutive rounds in which a query failed."""
+
+    metrics: list[Measurement] = []
+    """The latest measurement of each metric."""
+
+
+class RejectedVersion(StatusModel):
+    """A version that was rolled back: not tried again until the spec or alias moves on, or a
+    person asks (`modelops retry`)."""
+
+    version: str | None = None
+    """Registry version."""
 
     storage_uri: str | None = None
     """Its storageUri."""
 
-    step: int | None = None
-    """Index of the current step in spec.rollout.steps."""
+    reason: str
+    """Why it was rejected: the metric, its value and the threshold."""
 
-    traffic: Annotated[int, Field(ge=0, le=100)] = 0
-    """Share of traffic it receives now, in percent."""
+    at: datetime
+    """When."""
 
-    step_started_at: datetime | None = None
-    """When the current step started."""
+    registry_tagged: bool = False
+    """Whether modelops.io/status=rejected was written to the registry."""
 
 
 class HistoryEntry(StatusModel):
@@ -106,7 +195,9 @@ class HistoryEntry(StatusModel):
     storage_uri: str | None = None
     """Its storageUri."""
 
-    event: Literal["Deployed", "Promoted", "RolledBack", "Rejected"]
+    event: Literal[
+        "Deployed", "RolloutStarted", "StepAdvanced", "Promoted", "RolledBack", "Aborted"
+    ]
     """What happened."""
 
     at: datetime
@@ -153,3 +244,18 @@ class ModelDeploymentStatus(StatusModel):
 
     history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = []
     """Recent changes of what is served, newest last."""
+
+    previous: ServedVersion | None = None
+    """The version that was stable before the current one: where monitoring rolls back to."""
+
+    analysis: AnalysisStatus | None = None
+    """The analysis of the canary, or of the stable version under monitoring."""
+
+    rejected_versions: Annotated[list[RejectedVersion], Field(max_length=HISTORY_LIMIT)] = []
+    """Versions that were rolled back and are not tried again until a retry."""
+
+    promoted_alias_version: str | None = None
+    """The version spec.rollout.promoteAlias was last pointed at by modelops."""
+
+    handled_requests: dict[str, str] = {}
+    """Manual requests (annotations modelops.io/promote, rollback, retry) already acted on, by kind."""

@@ -13,6 +13,7 @@ from modelops.api.resource import (
     KSERVE_VERSION,
     ModelDeployment,
 )
+from modelops.api.status import ServedVersion
 from modelops.core.labels import label_value
 from modelops.core.patches import content_hash
 
@@ -42,6 +43,50 @@ class ServedModel:
     data_version: str | None = None
 
 
+def served_version(served: ServedModel) -> ServedVersion:
+    """The status record of what is served."""
+    return ServedVersion(
+        version=served.version,
+        storage_uri=served.storage_uri,
+        model_format=served.model_format,
+        run_id=served.run_id,
+        source=served.source,
+        model_format_rule=served.model_format_rule,
+        storage_rule=served.storage_rule,
+        data_version=served.data_version,
+    )
+
+
+def served_model(deployment: ModelDeployment, version: ServedVersion) -> ServedModel:
+    """What to serve for a version recorded in status."""
+    model_format = deployment.spec.serving.model_format
+    return ServedModel(
+        storage_uri=version.storage_uri or "",
+        model_format=version.model_format or (model_format.name if model_format else "mlflow"),
+        model_format_version=model_format.version if model_format else None,
+        version=version.version,
+        run_id=version.run_id,
+        source=version.source,
+        model_format_rule=version.model_format_rule,
+        storage_rule=version.storage_rule,
+        data_version=version.data_version,
+    )
+
+
+@dataclass(frozen=True)
+class CanaryPlan:
+    """The canary part of the InferenceService: what it serves, its share and replicas."""
+
+    served: ServedModel
+    name: str
+    traffic: int
+    replicas: int | None
+    """Standard mode: the canary predictor's replicas (the stable's minReplicas becomes
+    stable_total, which KServe reduces by these)."""
+    stable_total: int | None
+    aborting: bool = False
+
+
 def inference_service_name(deployment: ModelDeployment) -> str:
     """The InferenceService shares the deployment's name (the CRD keeps it short enough)."""
     return deployment.metadata.name
@@ -69,15 +114,8 @@ def owner_reference(deployment: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def desired_inference_service(deployment: ModelDeployment, served: ServedModel) -> dict[str, Any]:
-    """The full InferenceService manifest the deployment owns.
-
-    The spec hash annotation records what was asked for, so a later reconcile can tell a changed
-    spec (fields may need removing) from a hand edit of the InferenceService (restore it).
-    """
+def _model(deployment: ModelDeployment, served: ServedModel) -> dict[str, Any]:
     serving = deployment.spec.serving
-    labels = deployment_labels(deployment, served)
-
     model_format: dict[str, Any] = {"name": served.model_format}
     if served.model_format_version:
         model_format["version"] = served.model_format_version
@@ -92,16 +130,53 @@ def desired_inference_service(deployment: ModelDeployment, served: ServedModel) 
         resources = serving.resources.model_dump(by_alias=True, exclude_none=True)
         if resources:
             model["resources"] = resources
+    return model
 
+
+def desired_inference_service(
+    deployment: ModelDeployment,
+    served: ServedModel,
+    *,
+    predictor_name: str | None = None,
+    canary: CanaryPlan | None = None,
+) -> dict[str, Any]:
+    """The full InferenceService manifest the deployment owns: `served` on the main predictor
+    and, during a rollout, the canary (Standard: a `spec.canary[]` entry with its own replicas;
+    Knative: the canary's model on the predictor with canaryTrafficPercent).
+
+    The spec hash annotation records what was asked for, so a later reconcile can tell a changed
+    spec (fields may need removing) from a hand edit of the InferenceService (restore it).
+    """
+    serving = deployment.spec.serving
+    labels = deployment_labels(deployment, served)
+    knative = serving.deployment_mode != "Standard"
+    main = canary.served if knative and canary is not None else served
     predictor: dict[str, Any] = {
         "minReplicas": serving.min_replicas,
-        "labels": dict(labels),
-        "model": model,
+        "labels": deployment_labels(deployment, main),
+        "model": _model(deployment, main),
     }
+    if predictor_name and not knative:
+        predictor["name"] = predictor_name
     if serving.max_replicas is not None:
         predictor["maxReplicas"] = serving.max_replicas
 
-    spec = {"predictor": predictor}
+    spec: dict[str, Any] = {"predictor": predictor}
+    if canary is not None and knative:
+        predictor["canaryTrafficPercent"] = 0 if canary.aborting else canary.traffic
+    elif canary is not None:
+        if canary.stable_total is not None:
+            predictor["minReplicas"] = canary.stable_total
+            if serving.max_replicas is not None:
+                predictor["maxReplicas"] = max(serving.max_replicas, canary.stable_total)
+        entry: dict[str, Any] = {
+            "name": canary.name,
+            "labels": deployment_labels(deployment, canary.served),
+            "model": _model(deployment, canary.served),
+        }
+        if canary.replicas is not None:
+            entry["minReplicas"] = canary.replicas
+        spec["canary"] = [{"predictor": entry, "trafficPercent": canary.traffic}]
     annotations: dict[str, str] = {DEPLOYMENT_MODE_ANNOTATION: serving.deployment_mode}
     annotations[SPEC_HASH_ANNOTATION] = content_hash({"spec": spec, "annotations": annotations})
     return {

@@ -12,7 +12,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-VARIABLES = ("namespace", "deployment", "isvc", "version", "stableVersion", "revision", "window")
+VARIABLES = (
+    "namespace",
+    "deployment",
+    "isvc",
+    "version",
+    "stableVersion",
+    "service",
+    "revision",
+    "window",
+)
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}\}")
 PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_:.\-]+")
 

@@ -7,21 +7,23 @@ differs) and which Events tell people about it. Events come from transitions onl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import (
     HISTORY_LIMIT,
     Condition,
     HistoryEntry,
+    Measurement,
     ModelDeploymentStatus,
     Phase,
     ServedVersion,
 )
 from modelops.core.conditions import ConditionUpdate, condition, with_condition
+from modelops.core.decision import Decision, EventIntent, Problem
+from modelops.core.delivery import rollout_decision
 from modelops.core.inference_service import (
     SPEC_HASH_ANNOTATION,
     ServedModel,
@@ -29,6 +31,7 @@ from modelops.core.inference_service import (
     inference_service_name,
 )
 from modelops.core.patches import owned_fields_match
+from modelops.core.progressive import uses_rollout
 from modelops.core.registry import (
     RegistryFailure,
     RegistryObservation,
@@ -43,31 +46,6 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 SPEC_SUPPORTED = "SpecSupported"
 REGISTRY_REACHABLE = "RegistryReachable"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why the deployment cannot be served as specified, and what a person should do."""
-
-    reason: str
-    message: str
-    phase: Literal["Failed", "Pending"] = "Failed"
-
-
-@dataclass(frozen=True)
-class EventIntent:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    inference_service: dict[str, Any] | None
-    """The manifest to apply, or None when the observed one is already right."""
-
-    status: ModelDeploymentStatus
-    events: tuple[EventIntent, ...]
 
 
 def what_to_serve(
@@ -135,12 +113,10 @@ def unsupported_blocks(deployment: ModelDeployment) -> list[str]:
     """Spec blocks the schema accepts but this operator version does not act on yet."""
     spec = deployment.spec
     notes = []
-    if spec.rollout is not None:
-        notes.append("spec.rollout (a new version replaces the old one at once)")
-    if spec.analysis is not None:
-        notes.append("spec.analysis (no Prometheus analysis runs)")
-    if spec.monitoring is not None:
-        notes.append("spec.monitoring (nothing is watched after promotion)")
+    if spec.analysis is not None and spec.rollout is None and spec.monitoring is None:
+        notes.append("spec.analysis without spec.rollout or spec.monitoring (nothing to judge)")
+    if spec.monitoring is not None and spec.monitoring.drift is not None:
+        notes.append("spec.monitoring.drift (no drift monitor yet)")
     if spec.retraining is not None:
         notes.append("spec.retraining (no retraining Job is started)")
     return notes
@@ -173,7 +149,10 @@ def decide(
     observed: Mapping[str, Any] | None,
     now: datetime,
     registry: RegistryObservation | None = None,
+    measurements: Sequence[Measurement] | None = None,
 ) -> Decision:
+    """The writes one reconcile asks for. `measurements` is an analysis round that just ran
+    (see core.progressive.analysis_round)."""
     now = now.replace(microsecond=0)
     previous = deployment.status
     generation = deployment.metadata.generation
@@ -223,6 +202,9 @@ def decide(
             "delete it or rename this ModelDeployment",
         )
         return failed_decision(deployment, problem, now, conditions)
+
+    if uses_rollout(deployment):
+        return rollout_decision(deployment, observed, served, now, conditions, measurements)
 
     desired = desired_inference_service(deployment, served)
     to_apply: dict[str, Any] | None = None

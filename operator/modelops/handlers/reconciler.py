@@ -26,8 +26,9 @@ from modelops.api.resource import (
     ModelDeployment,
 )
 from modelops.api.status import ModelDeploymentStatus
+from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.patches import merge_patch
-from modelops.core.reconcile import Decision, EventIntent, Problem, decide, failed_decision
+from modelops.core.reconcile import decide, failed_decision
 from modelops.handlers.metrics import API_WRITES, RECONCILES
 from modelops.handlers.registry import RegistryResolver
 

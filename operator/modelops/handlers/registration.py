@@ -17,8 +17,8 @@ from modelops.api.resource import (
     PLURAL,
     VERSION,
 )
+from modelops.core.decision import EventIntent
 from modelops.core.inference_service import MANAGED_BY
-from modelops.core.reconcile import EventIntent
 from modelops.handlers.connection import connection_from, login
 from modelops.handlers.reconciler import Key, Reconciler, key_of, slim
 

@@ -1,0 +1,42 @@
+"""What one reconcile decides: the objects to write, the status, and what to tell people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modelops.api.status import ModelDeploymentStatus
+from modelops.core.progressive import RegistryWrite
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the deployment cannot be served as specified, and what a person should do."""
+
+    reason: str
+    message: str
+    phase: Literal["Failed", "Pending"] = "Failed"
+
+
+@dataclass(frozen=True)
+class EventIntent:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    inference_service: dict[str, Any] | None
+    """The manifest to apply, or None when the observed one is already right."""
+
+    status: ModelDeploymentStatus
+    events: tuple[EventIntent, ...]
+    http_route: dict[str, Any] | None = None
+    """The HTTPRoute to apply (spec.serving.httpRoute), when set."""
+
+    registry_writes: tuple[RegistryWrite, ...] = ()
+    """Aliases and tags owed to the registry; status records them once written."""
+
+    counts: tuple[str, ...] = ()
+    """Transitions to count in the operator's metrics (promoted, rolled_back, aborted)."""

@@ -1,0 +1,161 @@
+"""The reconcile of a deployment with a rollout or monitoring (pure): the state machine's
+outcome turned into the status, the InferenceService and HTTPRoute built from it, conditions
+and events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from modelops.api.resource import ModelDeployment
+from modelops.api.status import Condition, Measurement, ModelDeploymentStatus
+from modelops.core.conditions import ConditionUpdate, condition, with_condition
+from modelops.core.decision import Decision, EventIntent
+from modelops.core.inference_service import ServedModel, inference_service_name
+from modelops.core.progressive import (
+    matches,
+    objects_for,
+    observe,
+    registry_writes,
+    traffic_summary,
+)
+from modelops.core.rollout import progress, requests_from
+from modelops.core.traffic import honoured, replica_plan
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+METRICS_AVAILABLE = "MetricsAvailable"
+
+
+def rollout_decision(
+    deployment: ModelDeployment,
+    observed: Mapping[str, Any] | None,
+    target: ServedModel,
+    now: datetime,
+    conditions: list[Condition],
+    measurements: Sequence[Measurement] | None,
+) -> Decision:
+    previous = deployment.status
+    generation = deployment.metadata.generation
+    before, _ = objects_for(deployment, previous, target)
+    observation = observe(deployment, before, observed)
+    requests = requests_from(deployment.metadata.annotations, previous.handled_requests)
+    outcome = progress(deployment, target, observation, measurements, requests, now)
+
+    canary = outcome.canary
+    warnings: list[EventIntent] = []
+    serving = deployment.spec.serving
+    if canary is not None and not canary.aborting and serving.deployment_mode == "Standard":
+        plan = replica_plan(canary.traffic, serving.min_replicas, serving.max_replicas)
+        routed = serving.http_route is not None
+        canary = canary.model_copy(
+            update={
+                "replicas": plan.canary,
+                "stable_replicas": plan.stable,
+                "effective_traffic": canary.traffic if routed else plan.share,
+            }
+        )
+        step_changed = previous.canary is None or previous.canary.step != canary.step
+        if not routed and not honoured(plan, canary.traffic) and step_changed:
+            warnings.append(
+                EventIntent(
+                    "Warning",
+                    "StepNotHonoured",
+                    f"step at {canary.traffic}% runs as {plan.canary} canary and {plan.stable} "
+                    f"stable replicas ({plan.share}%): raise spec.serving.minReplicas/maxReplicas "
+                    "or set spec.serving.httpRoute for an exact split",
+                )
+            )
+    elif canary is not None and not canary.aborting:
+        canary = canary.model_copy(update={"effective_traffic": canary.traffic})
+
+    def update(kind: str, state: str, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = with_condition(
+            conditions,
+            ConditionUpdate(kind, state, reason, message),  # type: ignore[arg-type]
+            now=now,
+            generation=generation,
+        )
+
+    if outcome.stable is not None and observation.stable_ready:
+        update(READY, "True", "InferenceServiceReady", outcome.message)
+    else:
+        update(READY, "False", "InferenceServiceNotReady", observation.detail or outcome.message)
+    if canary is not None:
+        reason = "Paused" if canary.paused_reason else "RollingOut"
+        update(PROGRESSING, "True", reason, outcome.message)
+    elif outcome.phase == "Pending":
+        update(PROGRESSING, "True", "Deploying", outcome.message)
+    else:
+        update(PROGRESSING, "False", "Stable", "no rollout in flight")
+    if outcome.degraded:
+        update(
+            DEGRADED,
+            "True",
+            "RolledBack" if outcome.phase == "RolledBack" else "AnalysisFailing",
+            outcome.degraded,
+        )
+    else:
+        update(DEGRADED, "False", "AsExpected", "no rollback and no failing analysis")
+    if deployment.spec.analysis is not None:
+        if outcome.metrics_problem:
+            update(METRICS_AVAILABLE, "False", "NoVerdict", outcome.metrics_problem)
+        else:
+            update(METRICS_AVAILABLE, "True", "Measured", "the analysis queries answer")
+
+    status = ModelDeploymentStatus(
+        observed_generation=generation,
+        phase=outcome.phase,
+        message=outcome.message,
+        conditions=conditions,
+        inference_service=inference_service_name(deployment),
+        stable=outcome.stable,
+        canary=canary,
+        history=outcome.history,
+        previous=outcome.previous,
+        analysis=outcome.analysis,
+        rejected_versions=outcome.rejected,
+        promoted_alias_version=previous.promoted_alias_version,
+        handled_requests=outcome.handled,
+    )
+    status = status.model_copy(update={"traffic": traffic_summary(status)})
+    service, route = objects_for(deployment, status, target)
+    to_apply = None if _same(service, observed) else service
+
+    events = [EventIntent(e.type, e.reason, e.message) for e in outcome.events] + warnings
+    if observed is None:
+        events.insert(
+            0,
+            EventIntent(
+                "Normal", "Created", f"Created InferenceService {service['metadata']['name']}"
+            ),
+        )
+    elif to_apply is not None and _same(before, observed):
+        pass  # a transition: its own event says why
+    elif to_apply is not None:
+        events.append(
+            EventIntent(
+                "Warning",
+                "Restored",
+                f"InferenceService {service['metadata']['name']} was changed outside modelops; "
+                "restored the fields this ModelDeployment owns (edit the ModelDeployment instead)",
+            )
+        )
+    was_ready = condition(previous.conditions, READY)
+    if outcome.phase == "Healthy" and (was_ready is None or was_ready.status != "True"):
+        events.append(EventIntent("Normal", "Ready", outcome.message))
+    return Decision(
+        inference_service=to_apply,
+        status=status,
+        events=tuple(events),
+        http_route=route,
+        registry_writes=registry_writes(deployment, status),
+        counts=tuple(outcome.counts),
+    )
+
+
+def _same(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    return matches(desired, observed)

@@ -1,0 +1,274 @@
+"""Progressive delivery around the state machine (pure): what KServe reports, the objects built
+from status, which analysis round is due, and which registry writes are owed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from modelops.api.delivery import MetricSpec
+from modelops.api.resource import ModelDeployment
+from modelops.api.status import CanaryStatus, ModelDeploymentStatus, ServedVersion
+from modelops.core.analysis import Context, Subject, due, query_for
+from modelops.core.durations import parse_duration
+from modelops.core.inference_service import (
+    SPEC_HASH_ANNOTATION,
+    CanaryPlan,
+    ServedModel,
+    desired_inference_service,
+    inference_service_name,
+    served_model,
+)
+from modelops.core.patches import owned_fields_match
+from modelops.core.promql import TemplateError
+from modelops.core.rollout import Observation, steps_of
+from modelops.core.traffic import desired_http_route, predictor_service, replica_plan
+
+REJECTED_TAG = ("modelops.io/status", "rejected")
+
+
+def uses_rollout(deployment: ModelDeployment) -> bool:
+    """Rollouts, analysis and monitoring run when the spec asks for a rollout or monitoring;
+    without either a new version replaces the old at once (the simple path)."""
+    return deployment.spec.rollout is not None or deployment.spec.monitoring is not None
+
+
+def canary_plan(deployment: ModelDeployment, canary: CanaryStatus) -> CanaryPlan:
+    serving = deployment.spec.serving
+    replicas = stable_total = None
+    if serving.deployment_mode == "Standard":
+        plan = replica_plan(canary.traffic, serving.min_replicas, serving.max_replicas)
+        replicas, stable_total = plan.canary, plan.stable_total
+    return CanaryPlan(
+        served=served_model(deployment, canary),
+        name=canary.name or "canary",
+        traffic=canary.traffic,
+        replicas=replicas,
+        stable_total=stable_total,
+        aborting=canary.aborting,
+    )
+
+
+def objects_for(
+    deployment: ModelDeployment, status: ModelDeploymentStatus, target: ServedModel
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The InferenceService and HTTPRoute a status implies (target serves until a stable exists)."""
+    stable = status.stable
+    primary = served_model(deployment, stable) if stable is not None else target
+    canary = status.canary
+    plan = canary_plan(deployment, canary) if canary is not None else None
+    service = desired_inference_service(
+        deployment, primary, predictor_name=stable.predictor if stable else None, canary=plan
+    )
+    live_canary = canary is not None and not canary.aborting
+    route = desired_http_route(
+        deployment,
+        stable.predictor if stable else None,
+        canary.name if live_canary and canary is not None else None,
+        canary.traffic if live_canary and canary is not None else 0,
+    )
+    return service, route
+
+
+def matches(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    if observed is None:
+        return False
+    annotations = observed.get("metadata", {}).get("annotations") or {}
+    wanted = desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    return annotations.get(SPEC_HASH_ANNOTATION) == wanted and owned_fields_match(
+        dict(desired), dict(observed)
+    )
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in status.get("conditions", []) or [] if c.get("type") == kind), None)
+
+
+def observe(
+    deployment: ModelDeployment, desired: Mapping[str, Any], observed: Mapping[str, Any] | None
+) -> Observation:
+    """Readiness of stable and canary, counted only once KServe has seen the spec we want."""
+    if not matches(desired, observed):
+        return Observation(False, False, False, "applying the InferenceService")
+    assert observed is not None
+    status = observed.get("status") or {}
+    generation = observed.get("metadata", {}).get("generation")
+    if generation is not None and status.get("observedGeneration") not in (None, generation):
+        return Observation(False, False, True, "KServe has not yet observed the latest spec")
+    ready = _condition(status, "Ready")
+    predictor = _condition(status, "PredictorReady") or ready
+    stable_ready = predictor is not None and predictor.get("status") == "True"
+    canary = deployment.status.canary
+    canary_ready = False
+    if canary is not None and deployment.spec.serving.deployment_mode == "Standard":
+        canary_ready = any(
+            item.get("name") == canary.name and item.get("ready")
+            for item in status.get("canaryStatuses", []) or []
+        )
+    elif canary is not None:
+        canary_ready = ready is not None and ready.get("status") == "True"
+    detail = ""
+    if not stable_ready:
+        detail = "InferenceService not Ready: " + str(
+            (predictor or {}).get("message")
+            or (predictor or {}).get("reason")
+            or "waiting for KServe"
+        )
+    elif canary is not None and not canary_ready:
+        detail = "waiting for the canary predictor to be ready"
+    return Observation(stable_ready, canary_ready, True, detail)
+
+
+# ---- analysis rounds ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    metric: MetricSpec
+    query: str | TemplateError
+
+
+@dataclass(frozen=True)
+class AnalysisRound:
+    subject: Literal["canary", "stable"]
+    version: str | None
+    queries: tuple[PlannedQuery, ...]
+
+
+def _revisions(observed: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(latest created, latest rolled-out) Knative revision of the predictor."""
+    component = ((observed or {}).get("status") or {}).get("components", {}).get("predictor", {})
+    latest = component.get("latestCreatedRevision") or component.get("latestReadyRevision") or ""
+    stable = (
+        component.get("latestRolledoutRevision")
+        or component.get("previousRolledoutRevision")
+        or latest
+    )
+    return latest, stable
+
+
+def _subject(isvc: str, version: ServedVersion, predictor: str | None, revision: str) -> Subject:
+    return Subject(
+        version=version.version or "",
+        service=predictor_service(isvc, predictor),
+        revision=revision,
+    )
+
+
+def analysis_round(
+    deployment: ModelDeployment, observed: Mapping[str, Any] | None, now: datetime
+) -> AnalysisRound | None:
+    """The measurement round due now, or None: the canary once it is ready in its step, or
+    the stable version when monitoring is on. One round per interval."""
+    spec, status = deployment.spec, deployment.status
+    if spec.analysis is None or status.stable is None:
+        return None
+    canary = status.canary
+    if canary is not None and (canary.aborting or canary.step_started_at is None):
+        return None
+    if canary is None and spec.monitoring is None:
+        return None
+    if not due(status.analysis, spec.analysis, now):
+        return None
+    isvc = inference_service_name(deployment)
+    latest, rolled_out = _revisions(observed)
+    stable = _subject(isvc, status.stable, status.stable.predictor, rolled_out)
+    if canary is not None:
+        subject, compare = _subject(isvc, canary, canary.name, latest), stable
+        kind: Literal["canary", "stable"] = "canary"
+        version = canary.version
+    else:
+        subject, compare, kind, version = stable, None, "stable", status.stable.version
+    context = Context(
+        namespace=deployment.metadata.namespace,
+        deployment=deployment.metadata.name,
+        isvc=isvc,
+        subject=subject,
+        stable=compare,
+    )
+    queries = tuple(
+        PlannedQuery(metric, query_for(metric, spec.analysis, context, index))
+        for index, metric in enumerate(spec.analysis.metrics)
+    )
+    return AnalysisRound(kind, version, queries)
+
+
+def wake_due(deployment: ModelDeployment, now: datetime) -> bool:
+    """Whether the deployment needs a reconcile although nothing changed: an analysis round
+    is due, or (without analysis) the current step has run its duration."""
+    spec, status = deployment.spec, deployment.status
+    canary = status.canary
+    if canary is not None and (canary.aborting or canary.step_started_at is None):
+        return False
+    if spec.analysis is not None and status.stable is not None:
+        if canary is not None or spec.monitoring is not None:
+            return due(status.analysis, spec.analysis, now)
+        return False
+    if canary is not None and canary.step_started_at is not None and canary.step is not None:
+        steps = steps_of(spec.rollout)
+        step = steps[min(canary.step, len(steps) - 1)]
+        return now >= canary.step_started_at + parse_duration(step.duration)
+    return False
+
+
+# ---- registry write-back ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryWrite:
+    kind: Literal["alias", "tag"]
+    version: str
+    alias: str = ""
+
+
+def registry_writes(
+    deployment: ModelDeployment, status: ModelDeploymentStatus
+) -> tuple[RegistryWrite, ...]:
+    """Writes owed to the registry (level-based: recorded in status once done)."""
+    if deployment.spec.serving.storage_uri is not None:
+        return ()
+    owed = [
+        RegistryWrite("tag", entry.version)
+        for entry in status.rejected_versions
+        if entry.version is not None and not entry.registry_tagged
+    ]
+    rollout = deployment.spec.rollout
+    stable = status.stable
+    if (
+        rollout is not None
+        and rollout.promote_alias
+        and stable is not None
+        and stable.version is not None
+        and status.promoted_alias_version != stable.version
+        and status.canary is None
+    ):
+        owed.append(RegistryWrite("alias", stable.version, rollout.promote_alias))
+    return tuple(owed)
+
+
+def after_registry_writes(
+    status: ModelDeploymentStatus, done: tuple[RegistryWrite, ...]
+) -> ModelDeploymentStatus:
+    tagged = {w.version for w in done if w.kind == "tag"}
+    aliased = [w.version for w in done if w.kind == "alias"]
+    rejected = [
+        r.model_copy(update={"registry_tagged": True}) if r.version in tagged else r
+        for r in status.rejected_versions
+    ]
+    update: dict[str, Any] = {"rejected_versions": rejected}
+    if aliased:
+        update["promoted_alias_version"] = aliased[-1]
+    return status.model_copy(update=update)
+
+
+def traffic_summary(status: ModelDeploymentStatus) -> str | None:
+    stable, canary = status.stable, status.canary
+    if stable is None:
+        return None
+    name = stable.version or "stable"
+    if canary is None or canary.aborting:
+        return f"{name}: 100%"
+    share = canary.effective_traffic if canary.effective_traffic is not None else canary.traffic
+    return f"{name}: {100 - share}%, {canary.version or 'canary'}: {share}%"

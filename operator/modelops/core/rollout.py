@@ -1,0 +1,537 @@
+"""The rollout state machine (pure): (spec, status, observations, now) -> (new status, intents).
+
+One call moves a deployment at most one transition: start a canary, start or advance a step,
+promote, roll back, abort, or pause. Everything it decides lives in the status it returns, and
+the InferenceService is built from that status alone, so a restart between writing the status
+and applying the InferenceService repeats the apply and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from modelops.api.delivery import RolloutSpec, TrafficStep
+from modelops.api.resource import ModelDeployment
+from modelops.api.status import (
+    HISTORY_LIMIT,
+    AnalysisStatus,
+    CanaryStatus,
+    HistoryEntry,
+    Measurement,
+    Phase,
+    RejectedVersion,
+    ServedVersion,
+)
+from modelops.core.analysis import assess, tally
+from modelops.core.durations import parse_duration
+from modelops.core.inference_service import ServedModel, served_version
+
+PROMOTE_ANNOTATION = "modelops.io/promote"
+ROLLBACK_ANNOTATION = "modelops.io/rollback"
+RETRY_ANNOTATION = "modelops.io/retry"
+PAUSED_ANNOTATION = "modelops.io/paused"
+REQUEST_ANNOTATIONS = {
+    "promote": PROMOTE_ANNOTATION,
+    "rollback": ROLLBACK_ANNOTATION,
+    "retry": RETRY_ANNOTATION,
+}
+PREDICTOR_SUFFIX = len("--predictor")
+DNS_LABEL = 63
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What KServe reports for the InferenceService built from the previous status."""
+
+    stable_ready: bool
+    canary_ready: bool
+    applied: bool
+    """The InferenceService already matches the status (nothing about to be written)."""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Manual controls from annotations. promote/rollback/retry hold values not yet acted on
+    (a request acts once per value, recorded in status.handledRequests)."""
+
+    paused: bool = False
+    promote: str | None = None
+    rollback: str | None = None
+    retry: str | None = None
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An Event to post (type, reason, message)."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The rollout part of the new status, and what to tell people and count."""
+
+    stable: ServedVersion | None
+    previous: ServedVersion | None
+    canary: CanaryStatus | None
+    analysis: AnalysisStatus | None
+    rejected: list[RejectedVersion]
+    history: list[HistoryEntry]
+    handled: dict[str, str]
+    phase: Phase
+    message: str
+    degraded: str | None = None
+    """Why the deployment is Degraded (rolled back, or failing after promotion)."""
+    metrics_problem: str | None = None
+    """Why the analysis has no verdict, when it pauses the rollout."""
+    events: list[Intent] = field(default_factory=list)
+    counts: list[str] = field(default_factory=list)
+    """Counters to increment: promoted, rolled_back, aborted, monitoring_rolled_back."""
+
+
+def requests_from(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
+    def fresh(kind: str) -> str | None:
+        value = annotations.get(REQUEST_ANNOTATIONS[kind])
+        return value if value is not None and handled.get(kind) != value else None
+
+    paused = annotations.get(PAUSED_ANNOTATION, "").lower() in ("true", "yes", "1")
+    return Requests(
+        paused=paused, promote=fresh("promote"), rollback=fresh("rollback"), retry=fresh("retry")
+    )
+
+
+def steps_of(rollout: RolloutSpec | None) -> list[TrafficStep]:
+    """The traffic steps: a Canary's own, Direct's one bake at 100%, or an immediate 100% step
+    when only monitoring is configured."""
+    if rollout is None:
+        return [TrafficStep(traffic=100, duration="0s")]
+    if rollout.strategy == "Direct":
+        return [TrafficStep(traffic=100, duration=rollout.bake)]
+    return list(rollout.steps)
+
+
+def canary_name(deployment: ModelDeployment, served: ServedModel) -> str:
+    """The canary predictor's name: v<version> when it fits KServe's names, else a digest."""
+    room = DNS_LABEL - len(deployment.metadata.name) - PREDICTOR_SUFFIX
+    if served.version is not None and len(served.version) + 1 <= room:
+        return f"v{served.version}"
+    digest = hashlib.sha256(served.storage_uri.encode()).hexdigest()
+    return "c" + digest[: max(1, min(7, room - 1))]
+
+
+def same_model(version: ServedVersion | None, served: ServedModel) -> bool:
+    return (
+        version is not None
+        and version.version == served.version
+        and version.storage_uri == served.storage_uri
+        and version.model_format == served.model_format
+    )
+
+
+def is_rejected(rejected: Sequence[RejectedVersion], served: ServedModel) -> RejectedVersion | None:
+    for entry in rejected:
+        if entry.version == served.version and entry.storage_uri == served.storage_uri:
+            return entry
+    return None
+
+
+def label(version: ServedVersion | ServedModel | None) -> str:
+    if version is None:
+        return "nothing"
+    return f"version {version.version}" if version.version else str(version.storage_uri)
+
+
+@dataclass
+class _State:
+    """The mutable working copy of one transition."""
+
+    stable: ServedVersion | None
+    previous: ServedVersion | None
+    canary: CanaryStatus | None
+    analysis: AnalysisStatus | None
+    rejected: list[RejectedVersion]
+    history: list[HistoryEntry]
+    handled: dict[str, str]
+    now: datetime
+    events: list[Intent] = field(default_factory=list)
+    counts: list[str] = field(default_factory=list)
+
+    def record(self, version: ServedVersion | ServedModel | None, event: str, reason: str) -> None:
+        entry = HistoryEntry(
+            version=version.version if version else None,
+            storage_uri=version.storage_uri if version else None,
+            event=event,
+            at=self.now,
+            reason=reason[:200],
+        )
+        self.history = [*self.history, entry][-HISTORY_LIMIT:]
+
+    def reject(self, version: ServedVersion, reason: str) -> None:
+        kept = [
+            r
+            for r in self.rejected
+            if (r.version, r.storage_uri) != (version.version, version.storage_uri)
+        ]
+        entry = RejectedVersion(
+            version=version.version, storage_uri=version.storage_uri, reason=reason, at=self.now
+        )
+        self.rejected = [*kept, entry][-HISTORY_LIMIT:]
+
+    def outcome(self, phase: Phase, message: str, **extra: str | None) -> Outcome:
+        return Outcome(
+            stable=self.stable,
+            previous=self.previous,
+            canary=self.canary,
+            analysis=self.analysis,
+            rejected=self.rejected,
+            history=self.history,
+            handled=self.handled,
+            phase=phase,
+            message=message,
+            events=self.events,
+            counts=self.counts,
+            **extra,
+        )
+
+
+def progress(
+    deployment: ModelDeployment,
+    target: ServedModel,
+    observation: Observation,
+    measurements: Sequence[Measurement] | None,
+    requests: Requests,
+    now: datetime,
+) -> Outcome:
+    """One step of the state machine. `measurements` is a round of the analysis that ran for
+    the current subject (the canary, or the stable version under monitoring), or None."""
+    status = deployment.status
+    state = _State(
+        stable=status.stable,
+        previous=status.previous,
+        canary=status.canary,
+        analysis=status.analysis,
+        rejected=list(status.rejected_versions),
+        history=list(status.history),
+        handled=dict(status.handled_requests),
+        now=now,
+    )
+    if requests.retry is not None:
+        state.handled["retry"] = requests.retry
+        wanted = requests.retry.split("/", 1)[0]
+        state.rejected = [r for r in state.rejected if wanted not in ("", r.version)]
+        state.events.append(
+            Intent(
+                "Normal",
+                "RetryRequested",
+                f"retry of version {wanted or 'every rejected version'} requested",
+            )
+        )
+
+    if state.canary is not None and state.canary.aborting:
+        if observation.applied:
+            state.canary = None  # Knative: traffic is off the canary; restore the stable next
+        return state.outcome("RolledBack", f"restoring {label(state.stable)} after the rollback")
+
+    if state.stable is None:
+        return _first_deployment(state, target, observation)
+
+    if requests.rollback is not None:
+        state.handled["rollback"] = requests.rollback
+        reason = "rolled back by a person (modelops rollback)"
+        if state.canary is not None:
+            return _roll_back_canary(deployment, state, reason)
+        if state.previous is not None:
+            return _roll_back_stable(state, reason)
+        state.events.append(
+            Intent(
+                "Warning",
+                "RollbackIgnored",
+                "nothing to roll back to: no canary and no previous version",
+            )
+        )
+
+    if state.canary is not None:
+        if same_model(state.canary, target) and not is_rejected(state.rejected, target):
+            return _canary_step(deployment, state, observation, measurements, requests)
+        why = (
+            "the spec or alias points back at the stable version"
+            if same_model(state.stable, target)
+            else f"superseded by {label(target)}"
+        )
+        state.record(state.canary, "Aborted", why)
+        state.events.append(
+            Intent("Normal", "RolloutAborted", f"rollout of {label(state.canary)} aborted: {why}")
+        )
+        state.counts.append("aborted")
+        state.canary, state.analysis = None, None
+
+    if same_model(state.stable, target):
+        return _steady(deployment, state, observation, measurements)
+    rejected = is_rejected(state.rejected, target)
+    if rejected is not None:
+        return state.outcome(
+            "RolledBack",
+            f"{label(target)} was rejected ({rejected.reason}); serving {label(state.stable)}. "
+            "Point the spec or alias at another version, or run modelops retry",
+            degraded=f"{label(target)} was rolled back: {rejected.reason}",
+        )
+    return _start_canary(deployment, state, target)
+
+
+def _first_deployment(state: _State, target: ServedModel, observation: Observation) -> Outcome:
+    if not observation.stable_ready:
+        return state.outcome("Pending", observation.detail or f"deploying {label(target)}")
+    state.stable = served_version(target).model_copy(update={"promoted_at": state.now})
+    state.record(target, "Deployed", "InferenceService Ready")
+    return state.outcome("Healthy", f"{label(target)} serves 100% of traffic")
+
+
+def _start_canary(deployment: ModelDeployment, state: _State, target: ServedModel) -> Outcome:
+    first = steps_of(deployment.spec.rollout)[0]
+    state.canary = CanaryStatus(
+        **served_version(target).model_dump(exclude={"promoted_at"}),
+        name=canary_name(deployment, target),
+        step=0,
+        traffic=first.traffic,
+        started_at=state.now,
+    )
+    state.analysis = None
+    state.record(target, "RolloutStarted", f"step 1: {first.traffic}% for {first.duration}")
+    state.events.append(
+        Intent(
+            "Normal",
+            "RolloutStarted",
+            f"rolling out {label(target)}: step 1 at {first.traffic}% of traffic",
+        )
+    )
+    return state.outcome(
+        "Progressing", f"rolling out {label(target)}: waiting for the canary to be ready"
+    )
+
+
+def _canary_step(
+    deployment: ModelDeployment,
+    state: _State,
+    observation: Observation,
+    measurements: Sequence[Measurement] | None,
+    requests: Requests,
+) -> Outcome:
+    canary = state.canary
+    assert canary is not None and canary.step is not None
+    spec = deployment.spec
+    steps = steps_of(spec.rollout)
+    step = steps[min(canary.step, len(steps) - 1)]
+    where = f"step {canary.step + 1}/{len(steps)} at {canary.traffic}%"
+
+    if requests.promote is not None and requests.promote.split("/", 1)[0] in ("", canary.version):
+        state.handled["promote"] = requests.promote
+        return _promote(deployment, state, "promoted by a person (modelops promote)")
+
+    if not observation.canary_ready:
+        return state.outcome(
+            "Progressing",
+            f"rolling out {label(canary)} ({where}): {observation.detail or 'waiting for the canary predictor to be ready'}",
+        )
+    if canary.step_started_at is None:
+        canary = replace_canary(canary, step_started_at=state.now)
+    state.canary = canary
+
+    metrics_problem = None
+    verdict = "Pass"
+    if spec.analysis is not None:
+        if measurements is not None:
+            state.analysis = tally(
+                state.analysis, "canary", canary.version, measurements, state.now
+            )
+        assessment = assess(state.analysis, spec.analysis)
+        if assessment.kind == "Fail":
+            return _roll_back_canary(deployment, state, assessment.message)
+        verdict = assessment.kind
+        if assessment.kind == "Paused":
+            metrics_problem = assessment.message
+        analysed_since_step = (
+            state.analysis is not None
+            and state.analysis.last_run_at is not None
+            and canary.step_started_at is not None
+            and state.analysis.last_run_at >= canary.step_started_at
+        )
+        if verdict == "Pass" and not analysed_since_step:
+            verdict = "Wait"
+
+    paused_reason = metrics_problem or (
+        "paused by a person (modelops resume continues)" if requests.paused else None
+    )
+    assert canary.step_started_at is not None
+    elapsed = state.now - canary.step_started_at
+    step_done = elapsed >= parse_duration(step.duration)
+    if paused_reason is None and step_done and verdict == "Pass":
+        assert canary.step is not None
+        if canary.step + 1 < len(steps):
+            following = steps[canary.step + 1]
+            state.canary = replace_canary(
+                canary,
+                step=canary.step + 1,
+                traffic=following.traffic,
+                step_started_at=state.now,
+                paused_reason=None,
+            )
+            state.events.append(
+                Intent(
+                    "Normal",
+                    "StepAdvanced",
+                    f"{label(canary)}: step {canary.step + 2}/{len(steps)} at {following.traffic}% of traffic",
+                )
+            )
+            return state.outcome(
+                "Progressing",
+                f"rolling out {label(canary)}: step {canary.step + 2}/{len(steps)} at {following.traffic}%",
+            )
+        if spec.rollout is not None and spec.rollout.promotion == "Manual":
+            paused_reason = "all steps passed; waiting for a person to promote (modelops promote)"
+        else:
+            return _promote(deployment, state, "every step passed its analysis")
+    state.canary = replace_canary(canary, paused_reason=paused_reason)
+    remaining = max(timedelta(0), parse_duration(step.duration) - elapsed)
+    message = f"rolling out {label(canary)} ({where})" + (
+        f": paused, {paused_reason}"
+        if paused_reason
+        else f": {int(remaining.total_seconds())}s left in the step"
+        if not step_done
+        else ": waiting for a passing measurement"
+    )
+    return state.outcome("Progressing", message, metrics_problem=metrics_problem)
+
+
+def replace_canary(canary: CanaryStatus, **changes: object) -> CanaryStatus:
+    return canary.model_copy(update=changes)
+
+
+def _promote(deployment: ModelDeployment, state: _State, reason: str) -> Outcome:
+    canary = state.canary
+    assert canary is not None and state.stable is not None
+    fields = ServedVersion.model_fields.keys()
+    promoted = ServedVersion(
+        **{k: getattr(canary, k) for k in fields if k != "promoted_at"}, promoted_at=state.now
+    )
+    if deployment.spec.serving.deployment_mode == "Standard":
+        promoted = promoted.model_copy(update={"predictor": canary.name})
+    state.previous, state.stable, state.canary, state.analysis = state.stable, promoted, None, None
+    state.record(promoted, "Promoted", reason)
+    state.events.append(Intent("Normal", "Promoted", f"{label(promoted)} promoted: {reason}"))
+    state.counts.append("promoted")
+    return state.outcome("Healthy", f"{label(promoted)} serves 100% of traffic")
+
+
+def _roll_back_canary(deployment: ModelDeployment, state: _State, reason: str) -> Outcome:
+    canary = state.canary
+    assert canary is not None
+    state.reject(canary, reason)
+    state.record(canary, "RolledBack", reason)
+    state.events.append(
+        Intent(
+            "Warning",
+            "RolledBack",
+            f"{label(canary)} rolled back to {label(state.stable)}: {reason}",
+        )
+    )
+    state.counts.append("rolled_back")
+    knative = deployment.spec.serving.deployment_mode != "Standard"
+    state.canary = (
+        replace_canary(canary, traffic=0, aborting=True, paused_reason=None) if knative else None
+    )
+    return state.outcome(
+        "RolledBack",
+        f"{label(canary)} rolled back: {reason}",
+        degraded=f"{label(canary)} was rolled back: {reason}",
+    )
+
+
+def _roll_back_stable(state: _State, reason: str) -> Outcome:
+    bad, good = state.stable, state.previous
+    assert bad is not None and good is not None
+    state.reject(bad, reason)
+    state.stable, state.previous, state.analysis = (
+        good.model_copy(update={"promoted_at": state.now}),
+        None,
+        None,
+    )
+    state.record(good, "RolledBack", f"{label(bad)}: {reason}")
+    state.events.append(
+        Intent("Warning", "RolledBack", f"{label(bad)} rolled back to {label(good)}: {reason}")
+    )
+    state.counts.append("rolled_back")
+    return state.outcome(
+        "RolledBack",
+        f"{label(bad)} rolled back to {label(good)}: {reason}",
+        degraded=f"{label(bad)} was rolled back: {reason}",
+    )
+
+
+def _steady(
+    deployment: ModelDeployment,
+    state: _State,
+    observation: Observation,
+    measurements: Sequence[Measurement] | None,
+) -> Outcome:
+    stable = state.stable
+    assert stable is not None
+    spec = deployment.spec
+    if not observation.stable_ready:
+        return state.outcome(
+            "Progressing", f"{label(stable)}: {observation.detail or 'waiting for KServe'}"
+        )
+    last = state.history[-1] if state.history else None
+    if spec.monitoring is None or spec.analysis is None:
+        if last is not None and last.event == "RolledBack" and state.rejected:
+            return state.outcome(
+                "RolledBack",
+                f"{label(stable)} serves 100% of traffic after a rollback",
+                degraded=f"{label(stable)} serves after a rollback: {last.reason}",
+            )
+        return state.outcome("Healthy", f"{label(stable)} serves 100% of traffic")
+    if measurements is not None:
+        state.analysis = tally(state.analysis, "stable", stable.version, measurements, state.now)
+    assessment = assess(state.analysis, spec.analysis)
+    if assessment.kind == "Fail":
+        window = parse_duration(spec.monitoring.rollback_window)
+        promoted_at = stable.promoted_at or state.now
+        good = state.previous
+        if (
+            state.now - promoted_at <= window
+            and good is not None
+            and not any(
+                r.version == good.version and r.storage_uri == good.storage_uri
+                for r in state.rejected
+            )
+        ):
+            return _roll_back_stable(state, f"after promotion: {assessment.message}")
+        return state.outcome(
+            "Degraded",
+            f"{label(stable)} fails its analysis after promotion: {assessment.message}",
+            degraded=f"{label(stable)} fails after promotion (outside rollbackWindow or no previous version): {assessment.message}",
+        )
+    metrics_problem = assessment.message if assessment.kind == "Paused" else None
+    if (
+        last is not None
+        and last.event == "RolledBack"
+        and state.rejected
+        and (state.analysis is None or state.analysis.failures == 0)
+    ):
+        return state.outcome(
+            "RolledBack",
+            f"{label(stable)} serves 100% of traffic after a rollback",
+            degraded=f"{label(stable)} serves after a rollback: {last.reason}",
+            metrics_problem=metrics_problem,
+        )
+    return state.outcome(
+        "Healthy",
+        f"{label(stable)} serves 100% of traffic; monitored",
+        metrics_problem=metrics_problem,
+    )
