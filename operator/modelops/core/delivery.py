@@ -17,11 +17,12 @@ from modelops.core.progressive import (
     matches,
     objects_for,
     observe,
+    planned_replicas,
     registry_writes,
     traffic_summary,
 )
 from modelops.core.rollout import progress, requests_from
-from modelops.core.traffic import honoured, replica_plan
+from modelops.core.traffic import honoured
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -48,7 +49,7 @@ def rollout_decision(
     warnings: list[EventIntent] = []
     serving = deployment.spec.serving
     if canary is not None and not canary.aborting and serving.deployment_mode == "Standard":
-        plan = replica_plan(canary.traffic, serving.min_replicas, serving.max_replicas)
+        plan = planned_replicas(deployment, canary.traffic)
         routed = serving.http_route is not None
         canary = canary.model_copy(
             update={

@@ -24,7 +24,13 @@ from modelops.core.inference_service import (
 from modelops.core.patches import owned_fields_match
 from modelops.core.promql import TemplateError
 from modelops.core.rollout import Observation, steps_of
-from modelops.core.traffic import desired_http_route, predictor_service, replica_plan
+from modelops.core.traffic import (
+    ReplicaPlan,
+    capacity_plan,
+    desired_http_route,
+    predictor_service,
+    replica_plan,
+)
 
 REJECTED_TAG = ("modelops.io/status", "rejected")
 
@@ -35,11 +41,20 @@ def uses_rollout(deployment: ModelDeployment) -> bool:
     return deployment.spec.rollout is not None or deployment.spec.monitoring is not None
 
 
+def planned_replicas(deployment: ModelDeployment, traffic: int) -> ReplicaPlan:
+    """Replicas for a step: sized to the share when an HTTPRoute splits traffic, otherwise
+    the split of replicas closest to the step's share."""
+    serving = deployment.spec.serving
+    if serving.http_route is not None:
+        return capacity_plan(traffic, serving.min_replicas)
+    return replica_plan(traffic, serving.min_replicas, serving.max_replicas)
+
+
 def canary_plan(deployment: ModelDeployment, canary: CanaryStatus) -> CanaryPlan:
     serving = deployment.spec.serving
     replicas = stable_total = None
     if serving.deployment_mode == "Standard":
-        plan = replica_plan(canary.traffic, serving.min_replicas, serving.max_replicas)
+        plan = planned_replicas(deployment, canary.traffic)
         replicas, stable_total = plan.canary, plan.stable_total
     return CanaryPlan(
         served=served_model(deployment, canary),

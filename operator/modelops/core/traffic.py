@@ -52,6 +52,14 @@ def replica_plan(percent: int, min_replicas: int, max_replicas: int | None) -> R
     return best[2]
 
 
+def capacity_plan(percent: int, min_replicas: int) -> ReplicaPlan:
+    """Replicas when a route splits the traffic: KServe's own sizing, ceil(minReplicas x
+    percent / 100) for the canary, within the stable's minReplicas."""
+    total = max(min_replicas, 1)
+    canary = min(total, max(1, -(-total * percent // 100)))
+    return ReplicaPlan(canary=canary, stable_total=total, stable=max(1, total - canary))
+
+
 def honoured(plan: ReplicaPlan, percent: int) -> bool:
     return abs(plan.share - percent) <= HONOURED_WITHIN
 

@@ -1,0 +1,152 @@
+"""Drives decide() through rollouts for unit tests: the status written back after each
+decision, the InferenceService as KServe would report it once applied (ready or not)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelops.api.resource import ModelDeployment
+from modelops.api.status import Measurement
+from modelops.core.decision import Decision
+from modelops.core.progressive import after_registry_writes
+from modelops.core.reconcile import decide
+from tests.unit.factories import deployment_body
+
+START = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+
+ROLLOUT = {
+    "strategy": "Canary",
+    "steps": [{"traffic": 10, "duration": "1m"}, {"traffic": 50, "duration": "1m"}],
+}
+ANALYSIS = {
+    "interval": "30s",
+    "failureLimit": 1,
+    "inconclusiveLimit": 2,
+    "consecutiveErrorLimit": 2,
+    "metrics": [{"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05}],
+}
+
+
+def reported(
+    manifest: dict[str, Any], *, ready: bool, canary_ready: bool, generation: int
+) -> dict[str, Any]:
+    observed = copy.deepcopy(manifest)
+    observed["metadata"].update(generation=generation, resourceVersion=str(100 + generation))
+    state = "True" if ready else "False"
+    observed["status"] = {
+        "observedGeneration": generation,
+        "conditions": [
+            {"type": "Ready", "status": state},
+            {"type": "PredictorReady", "status": state},
+        ],
+        "canaryStatuses": [
+            {
+                "name": c["predictor"]["name"],
+                "ready": canary_ready,
+                "trafficPercent": c["trafficPercent"],
+            }
+            for c in manifest["spec"].get("canary", [])
+        ],
+    }
+    return observed
+
+
+class Driver:
+    def __init__(self, **overrides: Any) -> None:
+        overrides.setdefault("spec__rollout", ROLLOUT)
+        overrides.setdefault("spec__analysis", ANALYSIS)
+        overrides.setdefault("spec__serving__maxReplicas", 10)
+        self.body = deployment_body(**overrides)
+        self.now = START
+        self.observed: dict[str, Any] | None = None
+        self.generation = 0
+        self.ready = True
+        self.canary_ready = True
+        self.decisions: list[Decision] = []
+        self.applied: list[dict[str, Any]] = []
+
+    @property
+    def deployment(self) -> ModelDeployment:
+        return ModelDeployment.model_validate(self.body)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.body.get("status", {})
+        return result
+
+    def serve(self, version: str) -> None:
+        """Point the spec at another version (what a person or an alias move does)."""
+        self.body["spec"]["model"]["version"] = version
+        self.body["spec"]["serving"]["storageUri"] = f"s3://models/fraud/{version}"
+        self.body["metadata"]["generation"] += 1
+
+    def annotate(self, key: str, value: str | None) -> None:
+        annotations = self.body["metadata"].setdefault("annotations", {})
+        if value is None:
+            annotations.pop(key, None)
+        else:
+            annotations[key] = value
+
+    def tick(self, seconds: float = 0, measurements: list[Measurement] | None = None) -> Decision:
+        self.now += timedelta(seconds=seconds)
+        decision = decide(self.deployment, self.observed, self.now, measurements=measurements)
+        status = decision.status
+        if decision.registry_writes:
+            status = after_registry_writes(status, decision.registry_writes)
+        self.body["status"] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if decision.inference_service is not None:
+            self.applied.append(decision.inference_service)
+            self.generation += 1
+            self.observed = reported(
+                decision.inference_service,
+                ready=self.ready,
+                canary_ready=self.canary_ready,
+                generation=self.generation,
+            )
+        elif self.observed is not None:
+            self.observed = reported(
+                self.observed,
+                ready=self.ready,
+                canary_ready=self.canary_ready,
+                generation=self.generation,
+            )
+        self.decisions.append(decision)
+        return decision
+
+    def settle(self, measurements: list[Measurement] | None = None) -> Decision:
+        """Tick until the InferenceService is what the status implies (at most 3 reconciles)."""
+        decision = self.tick(0, measurements)
+        for _ in range(3):
+            if decision.inference_service is None:
+                break
+            decision = self.tick(0)
+        return decision
+
+
+def passing(value: float = 0.01) -> list[Measurement]:
+    return [
+        Measurement(name="error-rate", verdict="Pass", value=value, message=f"error-rate = {value}")
+    ]
+
+
+def failing(value: float = 0.3) -> list[Measurement]:
+    return [
+        Measurement(
+            name="error-rate",
+            verdict="Fail",
+            value=value,
+            message=f"error-rate = {value} > max 0.05",
+        )
+    ]
+
+
+def inconclusive() -> list[Measurement]:
+    return [
+        Measurement(name="error-rate", verdict="Inconclusive", message="no data for error-rate")
+    ]
+
+
+def erroring() -> list[Measurement]:
+    return [Measurement(name="error-rate", verdict="Error", message="connection refused")]

@@ -1,0 +1,362 @@
+"""The rollout state machine through decide(): canary steps, promotion, rollback, pauses,
+manual controls, monitoring after promotion, both KServe modes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelops.core.conditions import condition
+from modelops.core.rollout import (
+    PAUSED_ANNOTATION,
+    PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION,
+    ROLLBACK_ANNOTATION,
+)
+from tests.unit.rollout_driver import Driver, erroring, failing, inconclusive, passing
+
+
+def deployed(**overrides: Any) -> Driver:
+    """Version 7 serving as stable."""
+    driver = Driver(**overrides)
+    driver.settle()
+    assert driver.tick().status.phase == "Healthy"
+    assert driver.status["stable"]["version"] == "7"
+    return driver
+
+
+def rolling(**overrides: Any) -> Driver:
+    """Version 8 rolling out, its canary ready in step 1."""
+    driver = deployed(**overrides)
+    driver.serve("8")
+    driver.settle()
+    driver.tick()
+    assert driver.status["canary"]["stepStartedAt"]
+    return driver
+
+
+def canary_entries(driver: Driver) -> list[dict[str, Any]]:
+    assert driver.observed is not None
+    entries: list[dict[str, Any]] = driver.observed["spec"].get("canary", [])
+    return entries
+
+
+def test_the_first_version_is_deployed_without_a_canary() -> None:
+    driver = deployed()
+    assert canary_entries(driver) == []
+    assert driver.status["traffic"] == "7: 100%"
+    assert [h["event"] for h in driver.status["history"]] == ["Deployed"]
+
+
+def test_a_new_version_starts_a_canary_at_the_first_steps_traffic() -> None:
+    driver = deployed()
+    driver.serve("8")
+    decision = driver.tick()
+    assert [e.reason for e in decision.events] == ["RolloutStarted"]
+    assert decision.status.phase == "Progressing"
+    canary = driver.status["canary"]
+    assert (canary["version"], canary["step"], canary["traffic"], canary["name"]) == (
+        "8",
+        0,
+        10,
+        "v8",
+    )
+    (entry,) = canary_entries(driver)
+    assert entry["trafficPercent"] == 10
+    assert entry["predictor"]["model"]["storageUri"] == "s3://models/fraud/8"
+    assert entry["predictor"]["labels"]["modelops.io/model-version"] == "8"
+    assert driver.observed is not None
+    assert driver.observed["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/7"
+    # The step's clock starts once KServe reports the canary ready.
+    assert "stepStartedAt" not in canary
+    driver.tick()
+    assert driver.status["canary"]["stepStartedAt"]
+
+
+def test_a_healthy_canary_walks_every_step_and_is_promoted() -> None:
+    driver = rolling()
+    driver.tick(30, passing())
+    assert driver.status["canary"]["step"] == 0  # 30 s of a 1 min step
+    decision = driver.tick(30, passing())
+    assert driver.status["canary"]["step"] == 1 and driver.status["canary"]["traffic"] == 50
+    assert [e.reason for e in decision.events] == ["StepAdvanced"]
+    assert canary_entries(driver)[0]["trafficPercent"] == 50
+    driver.tick(30, passing())
+    decision = driver.tick(30, passing())
+    assert decision.counts == ("promoted",)
+    assert [e.reason for e in decision.events] == ["Promoted"]
+    status = driver.status
+    assert status["phase"] == "Healthy" and "canary" not in status
+    assert status["stable"]["version"] == "8" and status["previous"]["version"] == "7"
+    assert status["stable"]["predictor"] == "v8"
+    assert driver.observed is not None
+    # Promotion retargets the stable predictor onto the canary's Deployment: no restart.
+    assert driver.observed["spec"]["predictor"]["name"] == "v8"
+    assert driver.observed["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/8"
+    assert canary_entries(driver) == []
+    assert [h["event"] for h in status["history"]] == ["Deployed", "RolloutStarted", "Promoted"]
+    assert driver.tick(30).events == ()
+
+
+def test_a_failing_canary_is_rolled_back_once_past_the_failure_limit() -> None:
+    driver = rolling()
+    driver.tick(30, failing())
+    assert driver.status["phase"] == "Progressing"  # failureLimit 1 tolerates one
+    decision = driver.tick(30, failing())
+    assert decision.counts == ("rolled_back",)
+    (event,) = decision.events
+    assert event.type == "Warning" and event.reason == "RolledBack"
+    assert "error-rate = 0.3 > max 0.05" in event.message
+    status = driver.status
+    assert status["phase"] == "RolledBack" and "canary" not in status
+    assert status["stable"]["version"] == "7"
+    assert [r["version"] for r in status["rejectedVersions"]] == ["8"]
+    degraded = condition(decision.status.conditions, "Degraded")
+    assert degraded is not None and degraded.status == "True" and "0.3" in degraded.message
+    assert canary_entries(driver) == []
+    assert driver.body["spec"]["model"]["version"] == "8"  # the spec is never written
+    # The rejected version is not tried again while the spec still names it.
+    for _ in range(3):
+        later = driver.tick(30)
+        assert later.events == () and later.status.phase == "RolledBack"
+        assert later.inference_service is None
+    assert "canary" not in driver.status
+
+
+def test_a_retry_request_acts_once_per_value() -> None:
+    driver = rolling()
+    driver.tick(30, failing())
+    driver.tick(30, failing())
+    driver.annotate(RETRY_ANNOTATION, "8")
+    decision = driver.tick()
+    assert "RetryRequested" in [e.reason for e in decision.events]
+    assert driver.status["canary"]["version"] == "8"
+    assert driver.status["handledRequests"] == {"retry": "8"}
+    driver.settle()
+    driver.tick()
+    driver.tick(30, failing())
+    driver.tick(30, failing())
+    # The same annotation value does not retry again.
+    assert driver.status["phase"] == "RolledBack"
+    driver.tick()
+    assert "canary" not in driver.status
+
+
+def test_no_data_pauses_without_promoting_or_rolling_back_and_recovers() -> None:
+    driver = rolling()
+    for _ in range(3):
+        driver.tick(30, inconclusive())
+    status = driver.decisions[-1].status
+    assert status.canary is not None and status.canary.step == 0
+    assert status.canary.paused_reason and "no verdict in 3" in status.canary.paused_reason
+    metrics = condition(status.conditions, "MetricsAvailable")
+    assert metrics is not None and metrics.status == "False"
+    assert status.phase == "Progressing" and not status.rejected_versions
+    for _ in range(3):
+        driver.tick(30, inconclusive())
+    assert driver.status["canary"]["step"] == 0
+    driver.tick(30, passing())
+    assert driver.status["canary"]["step"] == 1
+    recovered = condition(driver.decisions[-1].status.conditions, "MetricsAvailable")
+    assert recovered is not None and recovered.status == "True"
+
+
+def test_failing_queries_pause_past_the_consecutive_error_limit() -> None:
+    driver = rolling()
+    for _ in range(3):
+        driver.tick(30, erroring())
+    canary = driver.status["canary"]
+    assert canary["step"] == 0 and "connection refused" in canary["pausedReason"]
+    assert driver.status["analysis"]["consecutiveErrors"] == 3
+    assert driver.status["phase"] == "Progressing"
+
+
+def test_manual_promotion_waits_for_a_person() -> None:
+    driver = rolling(
+        spec__rollout={
+            "strategy": "Canary",
+            "promotion": "Manual",
+            "steps": [{"traffic": 20, "duration": "30s"}],
+        }
+    )
+    driver.tick(30, passing())
+    driver.tick(30, passing())
+    assert "waiting for a person" in driver.status["canary"]["pausedReason"]
+    driver.annotate(PROMOTE_ANNOTATION, "8")
+    decision = driver.tick()
+    assert decision.counts == ("promoted",)
+    assert driver.status["stable"]["version"] == "8"
+
+
+def test_a_paused_rollout_holds_its_step_and_resumes() -> None:
+    driver = rolling()
+    driver.annotate(PAUSED_ANNOTATION, "true")
+    driver.tick(30, passing())
+    driver.tick(30, passing())
+    assert driver.status["canary"]["step"] == 0
+    assert "paused by a person" in driver.status["canary"]["pausedReason"]
+    driver.annotate(PAUSED_ANNOTATION, None)
+    driver.tick(30, passing())
+    assert driver.status["canary"]["step"] == 1
+
+
+def test_a_manual_rollback_rejects_the_canary() -> None:
+    driver = rolling()
+    driver.annotate(ROLLBACK_ANNOTATION, "8")
+    decision = driver.tick()
+    assert decision.counts == ("rolled_back",)
+    assert driver.status["rejectedVersions"][0]["reason"].startswith("rolled back by a person")
+
+
+def test_a_newer_version_supersedes_the_canary_and_moving_back_aborts_it() -> None:
+    driver = rolling()
+    driver.serve("9")
+    decision = driver.tick()
+    assert [e.reason for e in decision.events] == ["RolloutAborted", "RolloutStarted"]
+    assert driver.status["canary"]["version"] == "9" and not driver.status.get("rejectedVersions")
+    driver.serve("7")
+    decision = driver.tick()
+    assert [e.reason for e in decision.events] == ["RolloutAborted"]
+    assert "canary" not in driver.status and driver.status["stable"]["version"] == "7"
+
+
+def test_direct_serves_everything_at_once_then_bakes() -> None:
+    driver = rolling(spec__rollout={"strategy": "Direct", "bake": "1m"})
+    assert canary_entries(driver)[0]["trafficPercent"] == 100
+    driver.tick(30, passing())
+    assert "canary" in driver.status
+    driver.tick(30, passing())
+    assert driver.status["stable"]["version"] == "8"
+
+
+def test_monitoring_rolls_back_inside_the_window_and_marks_degraded_after_it() -> None:
+    monitoring = {"rollbackWindow": "10m"}
+    driver = rolling(
+        spec__monitoring=monitoring, spec__rollout={"strategy": "Direct", "bake": "30s"}
+    )
+    driver.tick(30, passing())
+    assert driver.status["stable"]["version"] == "8"
+    driver.settle()
+    driver.tick(30, failing())
+    decision = driver.tick(30, failing())
+    assert decision.counts == ("rolled_back",)
+    assert driver.status["stable"]["version"] == "7"
+    assert driver.observed is not None
+    assert driver.observed["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/7"
+
+    late = rolling(
+        spec__monitoring={"rollbackWindow": "1m"},
+        spec__rollout={"strategy": "Direct", "bake": "30s"},
+    )
+    late.tick(30, passing())
+    late.settle()
+    late.tick(60, failing())
+    decision = late.tick(60, failing())
+    assert decision.status.phase == "Degraded" and late.status["stable"]["version"] == "8"
+
+
+def test_knative_mode_uses_canary_traffic_percent_and_rolls_back_in_two_writes() -> None:
+    driver = rolling(spec__serving__deploymentMode="Serverless")
+    assert driver.observed is not None
+    predictor = driver.observed["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 10 and "canary" not in driver.observed["spec"]
+    assert predictor["model"]["storageUri"] == "s3://models/fraud/8"
+    driver.tick(30, failing())
+    driver.tick(30, failing())
+    predictor = driver.observed["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 0  # traffic back on the stable revision first
+    assert driver.status["phase"] == "RolledBack"
+    driver.tick()
+    predictor = driver.observed["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in predictor
+    assert predictor["model"]["storageUri"] == "s3://models/fraud/7"
+
+
+def test_replicas_honour_the_step_within_the_limits_or_warn() -> None:
+    driver = deployed(spec__serving__maxReplicas=None)
+    driver.serve("8")
+    decision = driver.tick()
+    warning = next(e for e in decision.events if e.reason == "StepNotHonoured")
+    assert "1 canary and 1 stable replicas (50%)" in warning.message
+    assert "spec.serving.httpRoute" in warning.message
+    assert driver.status["canary"]["effectiveTraffic"] == 50
+    sized = deployed(spec__serving__maxReplicas=10)
+    sized.serve("8")
+    decision = sized.tick()
+    assert "StepNotHonoured" not in [e.reason for e in decision.events]
+    assert (sized.status["canary"]["replicas"], sized.status["canary"]["stableReplicas"]) == (1, 9)
+    assert sized.observed is not None
+    assert sized.observed["spec"]["predictor"]["minReplicas"] == 10  # KServe takes 1 off
+    assert sized.status["traffic"] == "7: 90%, 8: 10%"
+
+
+def test_an_http_route_splits_by_the_steps_weights() -> None:
+    route = {"hostnames": ["fraud.models.example.com"]}
+    driver = rolling(spec__serving__httpRoute=route)
+    backends = driver.decisions[-1].http_route["spec"]["rules"][0]["backendRefs"]  # type: ignore[index]
+    assert backends == [
+        {"name": "fraud-predictor", "port": 80, "weight": 90},
+        {"name": "fraud-v8-predictor", "port": 80, "weight": 10},
+    ]
+    assert driver.status["canary"]["effectiveTraffic"] == 10
+
+
+# ---- invariants ------------------------------------------------------------------------
+
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["pass", "fail", "inconclusive", "error", "none", "serve", "unready", "ready"]
+        ),
+        st.sampled_from([0, 10, 30, 60]),
+        st.sampled_from(["8", "9", "7"]),
+    ),
+    max_size=30,
+)
+ROUNDS = {"pass": passing, "fail": failing, "inconclusive": inconclusive, "error": erroring}
+
+
+@settings(max_examples=150, deadline=None)
+@given(actions=ACTIONS, mode=st.sampled_from(["Standard", "Serverless"]))
+def test_rollout_invariants(actions: list[tuple[str, int, str]], mode: str) -> None:
+    driver = deployed(spec__serving__deploymentMode=mode, spec__monitoring={"rollbackWindow": "5m"})
+    steps = [10, 50]
+    for action, seconds, version in actions:
+        before = driver.deployment.status
+        measurements = ROUNDS[action]() if action in ROUNDS else None
+        if action == "serve":
+            driver.serve(version)
+        if action in ("unready", "ready"):
+            driver.canary_ready = action == "ready"
+        decision = driver.tick(seconds, measurements)
+        after = decision.status
+        rejected = {(r.version, r.storage_uri) for r in after.rejected_versions}
+        # Never serve a rejected version.
+        assert (
+            after.stable is not None
+            and (after.stable.version, after.stable.storage_uri) not in rejected
+        )
+        if after.canary is not None and not after.canary.aborting:
+            assert (after.canary.version, after.canary.storage_uri) not in rejected
+            # Never exceed the current step's traffic.
+            assert (
+                after.canary.step is not None and after.canary.traffic == steps[after.canary.step]
+            )
+        # Never advance or promote on anything but a Pass.
+        if action in ("fail", "inconclusive", "error"):
+            assert "promoted" not in decision.counts
+            if before.canary is not None and after.canary is not None:
+                assert after.canary.step == before.canary.step
+        # A rollback ends with all traffic on the last good version.
+        if "rolled_back" in decision.counts:
+            settled = driver.settle()
+            assert driver.observed is not None
+            spec = driver.observed["spec"]
+            assert "canary" not in spec and "canaryTrafficPercent" not in spec["predictor"]
+            good = settled.status.stable
+            assert good is not None and spec["predictor"]["model"]["storageUri"] == good.storage_uri
+        # At most one rollout in flight.
+        if driver.observed is not None:
+            assert len(driver.observed["spec"].get("canary", [])) <= 1
