@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the artifact store the default MLflow server proxies, for example "
         "s3://mlflow/artifacts (env MODELOPS_ARTIFACTS_DESTINATION)",
     )
+    run.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("MODELOPS_PROMETHEUS_URL", ""),
+        help="default Prometheus for analysis without spec.analysis.prometheus "
+        "(env MODELOPS_PROMETHEUS_URL)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     dev = commands.add_parser(
@@ -125,6 +131,7 @@ def run_operator(args: argparse.Namespace) -> int:
     os.environ["MODELOPS_REGISTRY_URI"] = args.registry_uri
     os.environ["MODELOPS_REGISTRY_CREDENTIALS"] = args.registry_credentials
     os.environ["MODELOPS_ARTIFACTS_DESTINATION"] = args.artifacts_destination
+    os.environ["MODELOPS_PROMETHEUS_URL"] = args.prometheus_url
 
     import modelops.handlers  # noqa: F401  (registers the handlers)
 

@@ -5,8 +5,10 @@ Run with the models environment's interpreter (it has MLflow and scikit-learn):
     python train_model.py TRACKING_URI MODEL_NAME KIND ARCHIVE
 
 KIND: `logistic` (a good model; MLflow 3 stores it as model.skops), `pickle` (the same, stored
-as model.pkl, which KServe's native sklearn runtime reads) or `constant` (always answers class
-0). Prints one JSON line:
+as model.pkl, which KServe's native sklearn runtime reads), `constant` (always answers class
+0), `slow-<ms>` (the logistic model as a pyfunc that takes <ms> milliseconds longer per request)
+or `flaky` (a pyfunc that raises on every row with a petal length above 5, about a quarter of
+the iris rows: a model that rejects part of its inputs). Prints one JSON line:
 {"version", "run_id", "archive"}. The archive is a .tar.gz of the registered version's files,
 a storageUri KServe's storage initializer unpacks into real files (for a plain folder it makes
 symlinks, which MLflow 3 refuses to load from).
@@ -19,14 +21,42 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 
+class Wrapped(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """A fitted classifier behind a pyfunc that is slower, or refuses some inputs."""
+
+    def __init__(self, model: LogisticRegression, delay: float, refuse_above: float | None) -> None:
+        self.model, self.delay, self.refuse_above = model, delay, refuse_above
+
+    def predict(self, context: object, model_input: object, params: object = None) -> object:
+        import time
+
+        rows = np.asarray(model_input, dtype=float).reshape(-1, 4)
+        if self.refuse_above is not None and (rows[:, 2] > self.refuse_above).any():
+            raise ValueError(f"petal length above {self.refuse_above}: input refused")
+        time.sleep(self.delay)
+        return self.model.predict(rows)
+
+
 def main(tracking_uri: str, name: str, kind: str, archive: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     features, target = load_iris(return_X_y=True)
+    if kind.startswith("slow-") or kind == "flaky":
+        fitted = LogisticRegression(max_iter=500).fit(features, target)
+        delay = int(kind.removeprefix("slow-")) / 1000 if kind.startswith("slow-") else 0.0
+        wrapped = Wrapped(fitted, delay, 5.0 if kind == "flaky" else None)
+        with mlflow.start_run() as run:
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=wrapped, registered_model_name=name,
+                input_example=features[:2],
+            )  # fmt: skip
+        pack(name, str(info.registered_model_version), run.info.run_id, archive)
+        return
     if kind in ("logistic", "pickle"):
         model = LogisticRegression(max_iter=500)
     else:
@@ -37,7 +67,10 @@ def main(tracking_uri: str, name: str, kind: str, archive: str) -> None:
         info = mlflow.sklearn.log_model(
             model, name="model", registered_model_name=name, input_example=features[:2], **extra
         )
-    version = str(info.registered_model_version)
+    pack(name, str(info.registered_model_version), run.info.run_id, archive)
+
+
+def pack(name: str, version: str, run_id: str, archive: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -47,7 +80,7 @@ def main(tracking_uri: str, name: str, kind: str, archive: str) -> None:
         with tarfile.open(archive, "w:gz") as packed:
             for path in sorted(local.iterdir()):
                 packed.add(path, arcname=path.name)
-    print(json.dumps({"version": version, "run_id": run.info.run_id, "archive": archive}))
+    print(json.dumps({"version": version, "run_id": run_id, "archive": archive}))
 
 
 if __name__ == "__main__":

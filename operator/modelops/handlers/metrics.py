@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "modelops_reconcile",
@@ -19,4 +19,38 @@ REGISTRY_CALLS = Counter(
     "Version or alias lookups sent to MLflow registries (one per model and poll interval, "
     "however many deployments share it), by model.",
     ["model"],
+)
+ROLLOUTS = Counter(
+    "modelops_rollouts",
+    "Rollouts that ended, by result: promoted, rolled_back, aborted (superseded or withdrawn).",
+    ["result"],
+)
+ROLLBACKS = Counter("modelops_rollbacks", "Automatic or manual rollbacks.")
+MEASUREMENTS = Counter(
+    "modelops_analysis_measurements",
+    "Analysis measurements by verdict: Pass, Fail, Inconclusive, Error.",
+    ["verdict"],
+)
+CANARY_TRAFFIC = Gauge(
+    "modelops_canary_traffic_percent",
+    "Share of traffic the canary's current step asks for (0 without a canary).",
+    ["namespace", "deployment"],
+)
+VERSION_INFO = Gauge(
+    "modelops_model_version_info",
+    "1 for each version a deployment serves, by role: stable or canary.",
+    ["namespace", "deployment", "version", "role"],
+)
+RECONCILE_DURATION = Histogram(
+    "modelops_reconcile_duration_seconds",
+    "Time of one reconcile, registry lookups and analysis queries included.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+REGISTRY_ERRORS = Counter(
+    "modelops_registry_errors",
+    "Registry lookups or writes that failed, by operation.",
+    ["operation"],
+)
+PROMETHEUS_ERRORS = Counter(
+    "modelops_prometheus_errors", "Analysis queries Prometheus did not answer."
 )

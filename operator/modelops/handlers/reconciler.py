@@ -8,8 +8,10 @@ writes returned, so a reconcile that runs before the watch catches up does not w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +30,18 @@ from modelops.api.resource import (
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.patches import merge_patch
+from modelops.core.progressive import after_registry_writes, analysis_round, uses_rollout, wake_due
 from modelops.core.reconcile import decide, failed_decision
-from modelops.handlers.metrics import API_WRITES, RECONCILES
+from modelops.handlers.analysis import AnalysisRunner
+from modelops.handlers.metrics import (
+    API_WRITES,
+    CANARY_TRAFFIC,
+    RECONCILE_DURATION,
+    RECONCILES,
+    ROLLBACKS,
+    ROLLOUTS,
+    VERSION_INFO,
+)
 from modelops.handlers.registry import RegistryResolver
 
 Key = tuple[str, str]
@@ -75,9 +87,13 @@ class Reconciler:
         post_event: EventPoster,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolver: RegistryResolver | None = None,
+        analysis: AnalysisRunner | None = None,
     ) -> None:
         self._api = api
         self._resolver = resolver or RegistryResolver(api)
+        self._analysis = analysis or AnalysisRunner(api)
+        self._routes: dict[Key, Mapping[str, Any]] = {}
+        self._exported: dict[Key, set[tuple[str, str]]] = {}
         self._lookup: InferenceServiceLookup | None = None
         self._models: dict[Key, tuple[str, ModelDeployment]] = {}
         self._poller: asyncio.Task[None] | None = None
@@ -93,6 +109,7 @@ class Reconciler:
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
         self._resolver.use_api(api)
+        self._analysis.use_api(api)
 
     # ---- watch input -------------------------------------------------------------------
 
@@ -102,6 +119,12 @@ class Reconciler:
             self._deployments.pop(key, None)
             self._models.pop(key, None)
             self._written_services.pop(key, None)
+            self._routes.pop(key, None)
+            self._analysis.forget(key)
+            for version, role in self._exported.pop(key, set()):
+                VERSION_INFO.remove(*key, version, role)
+            with contextlib.suppress(KeyError):
+                CANARY_TRAFFIC.remove(*key)
             self._locks.pop(key, None)
             self._attempts.pop(key, None)
             retry = self._retries.pop(key, None)
@@ -135,7 +158,8 @@ class Reconciler:
             if body is None:
                 return
             try:
-                outcome = await self._reconcile_once(key, body, inference_services)
+                with RECONCILE_DURATION.time():
+                    outcome = await self._reconcile_once(key, body, inference_services)
             except (ApiError, OSError, TimeoutError) as error:
                 RECONCILES.labels("retry").inc()
                 self._schedule_retry(key, inference_services, error)
@@ -146,7 +170,10 @@ class Reconciler:
     async def _reconcile_once(
         self, key: Key, body: Mapping[str, Any], inference_services: InferenceServiceLookup
     ) -> str:
-        """One pass; returns the outcome: unchanged, changed or rejected."""
+        """One pass; returns the outcome: unchanged, changed or rejected.
+
+        The status is written before the objects built from it: a restart in between applies
+        them from the recorded status, so a transition (a rollback) happens exactly once."""
         try:
             deployment = ModelDeployment.model_validate(body)
         except ValidationError as error:
@@ -157,8 +184,16 @@ class Reconciler:
         registry = None
         if deployment.spec.serving.storage_uri is None:
             registry = await self._resolver.observe(deployment)
-        decision = decide(deployment, observed, self._clock(), registry)
+        now = self._clock()
+        measurements = None
+        planned = analysis_round(deployment, observed, now) if uses_rollout(deployment) else None
+        if planned is not None and self._analysis.allowed(key, deployment, planned):
+            measurements = await self._analysis.run(key, deployment, planned)
+            now = self._clock()
+        decision = decide(deployment, observed, now, registry, measurements)
         outcome = "unchanged"
+        if await self._write_status(key, body, decision):
+            outcome = "changed"
         if decision.inference_service is not None:
             try:
                 written = await self._api.apply(_service_path(key), decision.inference_service)
@@ -171,17 +206,62 @@ class Reconciler:
                     f"{error.reason}): {error.message}",
                 )
                 decision = failed_decision(deployment, problem, self._clock())
+                await self._write_status(key, self._deployments.get(key, body), decision)
                 outcome = "rejected"
             else:
                 API_WRITES.labels("inferenceservices").inc()
                 self._written_services[key] = slim(written)
                 outcome = "changed"
                 logger.info("Applied InferenceService %s/%s", *key)
-        if await self._write_status(key, body, decision) and outcome == "unchanged":
-            outcome = "changed"
+        if decision.http_route is not None and outcome != "rejected":
+            await self._apply_route(key, decision.http_route)
+        if decision.registry_writes:
+            await self._write_registry(key, deployment, decision)
         for event in decision.events:
             self._post_event(body, event)
+        for result in decision.counts:
+            ROLLOUTS.labels(result).inc()
+            if result == "rolled_back":
+                ROLLBACKS.inc()
+        self._export(key, decision.status)
         return outcome
+
+    async def _apply_route(self, key: Key, route: Mapping[str, Any]) -> None:
+        if self._routes.get(key) == route:
+            return
+        path = namespaced_path(
+            "gateway.networking.k8s.io", "v1", "httproutes", key[0], route["metadata"]["name"]
+        )
+        await self._api.apply(path, route)
+        API_WRITES.labels("httproutes").inc()
+        self._routes[key] = route
+
+    async def _write_registry(
+        self, key: Key, deployment: ModelDeployment, decision: Decision
+    ) -> None:
+        done = tuple(
+            [w for w in decision.registry_writes if await self._resolver.write(deployment, w)]
+        )
+        if done:
+            status = after_registry_writes(decision.status, done)
+            body = self._deployments.get(key)
+            if body is not None:
+                await self._write_status(key, body, replace(decision, status=status))
+
+    def _export(self, key: Key, status: ModelDeploymentStatus) -> None:
+        canary = status.canary
+        traffic = canary.traffic if canary is not None and not canary.aborting else 0
+        CANARY_TRAFFIC.labels(*key).set(traffic)
+        wanted = set()
+        if status.stable is not None:
+            wanted.add((status.stable.version or "", "stable"))
+        if canary is not None and not canary.aborting:
+            wanted.add((canary.version or "", "canary"))
+        for version, role in self._exported.get(key, set()) - wanted:
+            VERSION_INFO.remove(*key, version, role)
+        for version, role in wanted:
+            VERSION_INFO.labels(*key, version, role).set(1)
+        self._exported[key] = wanted
 
     async def _write_status(self, key: Key, body: Mapping[str, Any], decision: Decision) -> bool:
         current_raw: dict[str, Any] = dict(body.get("status") or {})
@@ -202,17 +282,22 @@ class Reconciler:
         return True
 
     async def _poll_registry(self) -> None:
-        """Reconcile deployments whose registry answer is due (an alias may have moved)."""
+        """Reconcile deployments whose registry answer is due (an alias may have moved), whose
+        analysis round is due, or whose step has run its time."""
         while True:
             await asyncio.sleep(POLL_TICK_SECONDS)
             lookup = self._lookup
             if lookup is None:
                 continue
+            now = self._clock()
             for key, body in list(self._deployments.items()):
-                if (body.get("spec") or {}).get("serving", {}).get("storageUri"):
-                    continue
                 deployment = self._parsed(key, body)
-                if deployment is not None and self._resolver.due(deployment):
+                if deployment is None:
+                    continue
+                registry_due = deployment.spec.serving.storage_uri is None and self._resolver.due(
+                    deployment
+                )
+                if registry_due or (uses_rollout(deployment) and wake_due(deployment, now)):
                     task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
                     self._retry_tasks.add(task)
                     task.add_done_callback(self._retry_tasks.discard)

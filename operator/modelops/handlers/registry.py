@@ -22,8 +22,9 @@ from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.adapters.registry import Registry, RegistryConnection, RegistryError
 from modelops.api.resource import ModelDeployment
 from modelops.core.durations import parse_duration
+from modelops.core.progressive import REJECTED_TAG, RegistryWrite
 from modelops.core.registry import RegistryFailure, RegistryObservation
-from modelops.handlers.metrics import REGISTRY_CALLS
+from modelops.handlers.metrics import REGISTRY_CALLS, REGISTRY_ERRORS
 
 logger = logging.getLogger("modelops.registry")
 
@@ -154,9 +155,35 @@ class RegistryResolver:
                 ) from None
             return replace(answer, artifacts_destination=self._defaults.artifacts_destination)
         except RegistryError as error:
+            REGISTRY_ERRORS.labels("lookup").inc()
             if error.retry:
                 logger.warning("Registry %s: %s", uri, error.message)
             return RegistryFailure(error.reason, error.message, transient=error.retry)
+
+    async def write(self, deployment: ModelDeployment, write: RegistryWrite) -> bool:
+        """Point an alias at a version, or tag a version rejected; False (logged, retried by a
+        later reconcile) when the registry cannot take it."""
+        key = self._key(deployment)
+        if key is None:
+            return False
+        uri, secret_ns, secret, name, _ = key
+        try:
+            connection = await self._connection(uri, secret_ns, secret)
+            registry = await asyncio.to_thread(self._registry, connection)
+            if write.kind == "alias":
+                call = registry.set_alias(name, write.alias, write.version)
+            else:
+                call = registry.tag_version(name, write.version, *REJECTED_TAG)
+            await asyncio.wait_for(call, LOOKUP_DEADLINE_SECONDS)
+        except (RegistryError, TimeoutError) as error:
+            REGISTRY_ERRORS.labels(write.kind).inc()
+            detail = error.message if isinstance(error, RegistryError) else "timed out"
+            logger.warning(
+                "Registry write (%s of version %s) failed: %s", write.kind, write.version, detail
+            )
+            return False
+        logger.info("Registry: %s of %s version %s written", write.kind, name, write.version)
+        return True
 
     async def _connection(self, uri: str, secret_ns: str, secret: str) -> RegistryConnection:
         if not secret:
