@@ -89,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", type=Path, default=None, help="state folder (default ~/.cache/modelops/run/dev)"
     )
 
+    for action, help_text in (
+        ("status", "where a ModelDeployment is: versions, traffic, verdicts, rejections"),
+        ("promote", "promote the canary now (Manual promotion, or skip the remaining steps)"),
+        ("rollback", "roll the canary back, or the stable version back to the previous one"),
+        ("pause", "hold the rollout at its current step"),
+        ("resume", "let a paused rollout continue"),
+        ("retry", "allow a rejected version to be rolled out again"),
+    ):
+        control = commands.add_parser(action, help=help_text)
+        control.add_argument("name", help="ModelDeployment name")
+        control.add_argument("-n", "--namespace", default="default", help="its namespace")
+        if action in ("promote", "rollback", "retry"):
+            control.add_argument("--version", default=None, help="the version meant (checked)")
+        if action == "status":
+            control.add_argument("-o", "--output", choices=["text", "json"], default="text")
+
     initializer = commands.add_parser(
         "storage-initializer",
         help="download models through MLflow into a folder (KServe's storage initializer "
@@ -161,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         return run_operator(args)
     if args.command == "storage-initializer":
         return storage_initializer(args.pairs)
+    if args.command in ("status", "promote", "rollback", "pause", "resume", "retry"):
+        from modelops import commands
+
+        return commands.main(
+            args.command,
+            args.name,
+            args.namespace,
+            getattr(args, "version", None),
+            getattr(args, "output", "text") == "json",
+        )
     if args.command == "dev":
         from modelops.devstack import stack
 

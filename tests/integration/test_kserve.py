@@ -101,3 +101,33 @@ def test_stopping_kserve_unregisters_its_webhooks(
     finally:
         kserve.start()  # the rest of the session keeps its KServe
     assert sorted(c["metadata"]["name"] for c in kserve.registered) == sorted(names)
+
+
+@pytest.mark.parametrize("mode", ["Standard", "Serverless"])
+def test_every_rollout_step_writes_an_inference_service_kserve_accepts(
+    mode: str, kserve: KServeController, custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    """The objects of a whole rollout (first version, each canary step, promotion, rollback)
+    pass the real CRD schema and KServe's defaulting and validating webhooks (dry run)."""
+    from tests.unit.rollout_driver import Driver, failing, passing
+
+    driver = Driver(spec__serving__deploymentMode=mode)
+    driver.settle()
+    driver.tick()
+    for version, rounds in (("8", [passing()] * 4), ("9", [failing()] * 2)):
+        driver.serve(version)
+        driver.settle()
+        driver.tick()
+        for measurements in rounds:
+            driver.tick(30, measurements)
+        driver.settle()
+    steps = {(m["spec"]["predictor"].get("canaryTrafficPercent"),
+              tuple(c["trafficPercent"] for c in m["spec"].get("canary", []))) for m in driver.applied}  # fmt: skip
+    assert len(driver.applied) >= 5, steps
+    for manifest in driver.applied:
+        manifest = json.loads(json.dumps(manifest))
+        manifest["metadata"]["namespace"] = namespace
+        manifest["metadata"].pop("ownerReferences")
+        custom.create_namespaced_custom_object(
+            *KSERVE, namespace, "inferenceservices", manifest, dry_run="All"
+        )

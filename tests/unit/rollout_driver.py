@@ -35,7 +35,10 @@ def reported(
     observed = copy.deepcopy(manifest)
     observed["metadata"].update(generation=generation, resourceVersion=str(100 + generation))
     state = "True" if ready else "False"
+    name = manifest["spec"]["predictor"].get("name")
+    service = f"fraud-{name}-predictor" if name else "fraud-predictor"
     observed["status"] = {
+        "address": {"url": f"http://{service}.risk.svc.cluster.local"},
         "observedGeneration": generation,
         "conditions": [
             {"type": "Ready", "status": state},

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from modelops.api.delivery import MetricSpec
 from modelops.api.resource import ModelDeployment
@@ -109,9 +110,15 @@ def observe(
         return Observation(False, False, False, "applying the InferenceService")
     assert observed is not None
     status = observed.get("status") or {}
-    generation = observed.get("metadata", {}).get("generation")
-    if generation is not None and status.get("observedGeneration") not in (None, generation):
-        return Observation(False, False, True, "KServe has not yet observed the latest spec")
+    # KServe copies the Deployment's (Standard) or Knative Service's observedGeneration into
+    # the InferenceService status, so it says nothing about our spec. In Standard mode the
+    # address names the stable predictor's Service: that tells a retarget has been seen.
+    if deployment.spec.serving.deployment_mode == "Standard":
+        wanted = (desired.get("spec") or {}).get("predictor", {}).get("name")
+        service = predictor_service(inference_service_name(deployment), wanted)
+        host = urlparse(str((status.get("address") or {}).get("url") or "")).hostname or ""
+        if host.split(".")[0] != service:
+            return Observation(False, False, True, f"waiting for KServe to serve {service}")
     ready = _condition(status, "Ready")
     predictor = _condition(status, "PredictorReady") or ready
     stable_ready = predictor is not None and predictor.get("status") == "True"

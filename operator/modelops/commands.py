@@ -1,0 +1,120 @@
+"""Manual controls through the kubeconfig: `modelops status|promote|rollback|pause|resume|retry`.
+
+Each request is an annotation on the ModelDeployment (never its spec): the operator acts on a
+request value once and records it in status.handledRequests, so the CLI stamps each value with
+the time to make repeated requests distinct. kubectl works as well:
+`kubectl annotate md NAME modelops.io/promote=8/1 --overwrite`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from modelops.adapters.kubernetes import ApiError, KubernetesApi, namespaced_path
+from modelops.api.resource import GROUP, PLURAL, VERSION
+from modelops.core.rollout import (
+    PAUSED_ANNOTATION,
+    PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION,
+    ROLLBACK_ANNOTATION,
+)
+
+ACTIONS = ("status", "promote", "rollback", "pause", "resume", "retry")
+
+
+async def _api() -> KubernetesApi:
+    import kopf
+
+    from modelops.handlers.connection import connection_from
+
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    if info is None:
+        raise SystemExit("no kubeconfig found: set KUBECONFIG or ~/.kube/config")
+    return KubernetesApi(connection_from(info))
+
+
+def _stamp(version: str | None) -> str:
+    return f"{version or ''}/{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def describe(body: dict[str, Any]) -> str:
+    """A few lines on where a deployment is: phase, versions, traffic, verdicts, rejections."""
+    status = body.get("status") or {}
+    lines = [
+        f"{body['metadata']['namespace']}/{body['metadata']['name']}: {status.get('phase', 'Unknown')}"
+    ]
+    if status.get("message"):
+        lines.append(f"  {status['message']}")
+    stable, canary = status.get("stable") or {}, status.get("canary") or {}
+    if stable:
+        lines.append(f"  stable: version {stable.get('version')} ({stable.get('storageUri')})")
+    if canary:
+        lines.append(
+            f"  canary: version {canary.get('version')} step {canary.get('step', 0) + 1}, "
+            f"{canary.get('traffic')}% asked, {canary.get('effectiveTraffic', '?')}% effective"
+            + (f", paused: {canary['pausedReason']}" if canary.get("pausedReason") else "")
+        )
+    if status.get("traffic"):
+        lines.append(f"  traffic: {status['traffic']}")
+    analysis = status.get("analysis") or {}
+    for metric in analysis.get("metrics", []):
+        lines.append(f"  {metric['verdict']:<12} {metric.get('message', metric['name'])}")
+    if analysis:
+        lines.append(
+            f"  analysis of the {analysis.get('subject')}: {analysis.get('runs', 0)} rounds, "
+            f"{analysis.get('failures', 0)} failed"
+        )
+    for rejected in status.get("rejectedVersions", []):
+        lines.append(f"  rejected: version {rejected.get('version')}: {rejected.get('reason')}")
+    return "\n".join(lines)
+
+
+async def run(action: str, name: str, namespace: str, version: str | None, as_json: bool) -> int:
+    api = await _api()
+    path = namespaced_path(GROUP, VERSION, PLURAL, namespace, name)
+    try:
+        body = await api.get(path)
+        if body is None:
+            print(f"modelops: no ModelDeployment {namespace}/{name}", file=sys.stderr)
+            return 1
+        status = body.get("status") or {}
+        annotations: dict[str, str | None] = {}
+        if action == "status":
+            print(json.dumps(status, indent=2) if as_json else describe(body))
+            return 0
+        if action == "promote":
+            canary = (status.get("canary") or {}).get("version")
+            if not status.get("canary"):
+                print(f"modelops: {name} has no rollout in flight to promote", file=sys.stderr)
+                return 1
+            annotations[PROMOTE_ANNOTATION] = _stamp(version or canary)
+        elif action == "rollback":
+            annotations[ROLLBACK_ANNOTATION] = _stamp(version)
+        elif action == "pause":
+            annotations[PAUSED_ANNOTATION] = "true"
+        elif action == "resume":
+            annotations[PAUSED_ANNOTATION] = None
+        elif action == "retry":
+            rejected = [r.get("version") for r in status.get("rejectedVersions", [])]
+            if version is None and not rejected:
+                print(f"modelops: {name} has no rejected version to retry", file=sys.stderr)
+                return 1
+            annotations[RETRY_ANNOTATION] = _stamp(version or rejected[-1])
+        await api.merge_patch(path, {"metadata": {"annotations": annotations}})
+        print(f"{action} requested for {namespace}/{name}")
+        return 0
+    except ApiError as error:
+        print(
+            f"modelops: the API server refused ({error.status}): {error.message}", file=sys.stderr
+        )
+        return 1
+    finally:
+        await api.close()
+
+
+def main(action: str, name: str, namespace: str, version: str | None, as_json: bool) -> int:
+    return asyncio.run(run(action, name, namespace, version, as_json))
