@@ -9,6 +9,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def cluster(
 
 
 def train(mlflow: MlflowServer, name: str, kind: str, folder: Path) -> dict[str, str]:
-    archive = folder / f"{name}-{kind}.tar.gz"
+    archive = folder / f"{name}-{kind}-{uuid.uuid4().hex[:8]}.tar.gz"
     result = subprocess.run(
         [str(MODELS.bin("python")), str(TRAINER), mlflow.url, name, kind, str(archive)],
         capture_output=True, text=True, timeout=180, check=False,

@@ -360,3 +360,30 @@ def test_rollout_invariants(actions: list[tuple[str, int, str]], mode: str) -> N
         # At most one rollout in flight.
         if driver.observed is not None:
             assert len(driver.observed["spec"].get("canary", [])) <= 1
+
+
+def test_a_version_with_the_same_artifact_is_promoted_without_renaming_the_predictor() -> None:
+    driver = rolling()
+    driver.body["spec"]["serving"]["storageUri"] = "s3://models/fraud/7"  # version 8, same files
+    driver.settle()
+    driver.tick()
+    for _ in range(4):
+        driver.tick(30, passing())
+    assert driver.status["stable"]["version"] == "8"
+    assert driver.observed is not None
+    # KServe refuses a predictor.name change without a storageUri change.
+    assert "name" not in driver.observed["spec"]["predictor"]
+
+
+def test_a_refused_inference_service_keeps_the_recorded_state_and_is_not_asked_again() -> None:
+    from modelops.core.decision import Problem
+    from modelops.core.reconcile import refused_decision
+
+    driver = rolling()
+    decision = driver.tick(30, failing())
+    problem = Problem("InferenceServiceRejected", "denied: predictor.name change requires ...")
+    refused = refused_decision(driver.deployment, decision, problem, driver.now)
+    assert refused.inference_service is None
+    assert refused.status.phase == "Failed" and refused.status.canary == decision.status.canary
+    assert refused.status.analysis == decision.status.analysis
+    assert [e.reason for e in refused.events] == ["InferenceServiceRejected"]

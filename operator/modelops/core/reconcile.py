@@ -341,18 +341,30 @@ def failed_decision(
     events: tuple[EventIntent, ...] = ()
     if before is None or before.reason != problem.reason:
         events = (EventIntent("Warning", problem.reason, problem.message),)
-    status = ModelDeploymentStatus(
-        observed_generation=generation,
-        phase=problem.phase,
-        message=problem.message,
-        conditions=conditions,
-        inference_service=previous.inference_service,
-        traffic=previous.traffic,
-        stable=previous.stable,
-        canary=None,
-        history=list(previous.history),
+    # Everything else stays as it was: what is served and any rollout in flight are unchanged.
+    status = previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": problem.phase,
+            "message": problem.message,
+            "conditions": conditions,
+        }
     )
     return Decision(inference_service=None, status=status, events=events)
+
+
+def refused_decision(
+    deployment: ModelDeployment, decision: Decision, problem: Problem, now: datetime
+) -> Decision:
+    """The API server refused the InferenceService the decision asked for: keep what the
+    decision recorded, say why nothing changed, and do not ask for the same object again."""
+    refused = deployment.model_copy(update={"status": decision.status})
+    failed = failed_decision(refused, problem, now)
+    before = condition(deployment.status.conditions, READY)
+    events = failed.events
+    if before is not None and before.reason == problem.reason:
+        events = ()
+    return Decision(inference_service=None, status=failed.status, events=events)
 
 
 def held_decision(

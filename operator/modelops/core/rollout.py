@@ -421,7 +421,11 @@ def _promote(deployment: ModelDeployment, state: _State, reason: str) -> Outcome
         **{k: getattr(canary, k) for k in fields if k != "promoted_at"}, promoted_at=state.now
     )
     if deployment.spec.serving.deployment_mode == "Standard":
-        promoted = promoted.model_copy(update={"predictor": canary.name})
+        # Retarget the stable predictor onto the canary's Deployment; KServe refuses a name
+        # change without a storageUri change, and a same-artifact version needs no new pods.
+        same_artifact = canary.storage_uri == state.stable.storage_uri
+        name = state.stable.predictor if same_artifact else canary.name
+        promoted = promoted.model_copy(update={"predictor": name})
     state.previous, state.stable, state.canary, state.analysis = state.stable, promoted, None, None
     state.record(promoted, "Promoted", reason)
     state.events.append(Intent("Normal", "Promoted", f"{label(promoted)} promoted: {reason}"))

@@ -29,9 +29,9 @@ from modelops.api.resource import (
 )
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.decision import Decision, EventIntent, Problem
-from modelops.core.patches import merge_patch
+from modelops.core.patches import content_hash, merge_patch
 from modelops.core.progressive import after_registry_writes, analysis_round, uses_rollout, wake_due
-from modelops.core.reconcile import decide, failed_decision
+from modelops.core.reconcile import decide, refused_decision
 from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.metrics import (
     API_WRITES,
@@ -93,6 +93,7 @@ class Reconciler:
         self._resolver = resolver or RegistryResolver(api)
         self._analysis = analysis or AnalysisRunner(api)
         self._routes: dict[Key, Mapping[str, Any]] = {}
+        self._refused: dict[Key, tuple[str, Problem]] = {}
         self._exported: dict[Key, set[tuple[str, str]]] = {}
         self._lookup: InferenceServiceLookup | None = None
         self._models: dict[Key, tuple[str, ModelDeployment]] = {}
@@ -120,6 +121,7 @@ class Reconciler:
             self._models.pop(key, None)
             self._written_services.pop(key, None)
             self._routes.pop(key, None)
+            self._refused.pop(key, None)
             self._analysis.forget(key)
             for version, role in self._exported.pop(key, set()):
                 VERSION_INFO.remove(*key, version, role)
@@ -191,6 +193,11 @@ class Reconciler:
             measurements = await self._analysis.run(key, deployment, planned)
             now = self._clock()
         decision = decide(deployment, observed, now, registry, measurements)
+        refused = self._refused.get(key)
+        wanted = decision.inference_service
+        if wanted is not None and refused is not None and refused[0] == content_hash(wanted):
+            # Asked for again unchanged: the webhook would refuse it again.
+            decision = refused_decision(deployment, decision, refused[1], now)
         outcome = "unchanged"
         if await self._write_status(key, body, decision):
             outcome = "changed"
@@ -205,10 +212,13 @@ class Reconciler:
                     f"the API server rejected the InferenceService ({error.status} "
                     f"{error.reason}): {error.message}",
                 )
-                decision = failed_decision(deployment, problem, self._clock())
+                self._refused[key] = (content_hash(decision.inference_service), problem)
+                current = self._parsed(key, self._deployments.get(key, body)) or deployment
+                decision = refused_decision(current, decision, problem, self._clock())
                 await self._write_status(key, self._deployments.get(key, body), decision)
                 outcome = "rejected"
             else:
+                self._refused.pop(key, None)
                 API_WRITES.labels("inferenceservices").inc()
                 self._written_services[key] = slim(written)
                 outcome = "changed"
