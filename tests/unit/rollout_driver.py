@@ -153,3 +153,22 @@ def inconclusive() -> list[Measurement]:
 
 def erroring() -> list[Measurement]:
     return [Measurement(name="error-rate", verdict="Error", message="connection refused")]
+
+
+def deployed(**overrides: Any) -> Driver:
+    """Version 7 serving as stable."""
+    driver = Driver(**overrides)
+    driver.settle()
+    assert driver.tick().status.phase == "Healthy"
+    assert driver.status["stable"]["version"] == "7"
+    return driver
+
+
+def rolling(**overrides: Any) -> Driver:
+    """Version 8 rolling out, its canary ready in step 1."""
+    driver = deployed(**overrides)
+    driver.serve("8")
+    driver.settle()
+    driver.tick()
+    assert driver.status["canary"]["stepStartedAt"]
+    return driver

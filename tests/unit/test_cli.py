@@ -26,3 +26,27 @@ def test_an_unknown_log_format_is_refused(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--log-format", "xml"])
     assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def test_status_describes_versions_traffic_verdicts_and_rejections() -> None:
+    from modelops.commands import describe
+    from tests.unit.rollout_driver import failing, rolling
+
+    driver = rolling()
+    driver.tick(30, failing())
+    text = describe(driver.body)
+    assert "risk/fraud: Progressing" in text
+    assert "canary: version 8 step 1, 10% asked, 10% effective" in text
+    assert "Fail         error-rate = 0.3 > max 0.05" in text
+    driver.tick(30, failing())
+    assert "rejected: version 8:" in describe(driver.body)
+
+
+def test_manual_controls_take_a_name_and_namespace() -> None:
+    args = build_parser().parse_args(["retry", "iris", "-n", "models", "--version", "8"])
+    assert (args.command, args.name, args.namespace, args.version) == (
+        "retry",
+        "iris",
+        "models",
+        "8",
+    )

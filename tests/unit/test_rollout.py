@@ -15,26 +15,15 @@ from modelops.core.rollout import (
     RETRY_ANNOTATION,
     ROLLBACK_ANNOTATION,
 )
-from tests.unit.rollout_driver import Driver, erroring, failing, inconclusive, passing
-
-
-def deployed(**overrides: Any) -> Driver:
-    """Version 7 serving as stable."""
-    driver = Driver(**overrides)
-    driver.settle()
-    assert driver.tick().status.phase == "Healthy"
-    assert driver.status["stable"]["version"] == "7"
-    return driver
-
-
-def rolling(**overrides: Any) -> Driver:
-    """Version 8 rolling out, its canary ready in step 1."""
-    driver = deployed(**overrides)
-    driver.serve("8")
-    driver.settle()
-    driver.tick()
-    assert driver.status["canary"]["stepStartedAt"]
-    return driver
+from tests.unit.rollout_driver import (
+    Driver,
+    deployed,
+    erroring,
+    failing,
+    inconclusive,
+    passing,
+    rolling,
+)
 
 
 def canary_entries(driver: Driver) -> list[dict[str, Any]]:
