@@ -6,6 +6,7 @@ importing the official client (tens of MiB of generated models) in the operator'
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import ssl
@@ -75,15 +76,14 @@ class KubernetesApi:
 
     def __init__(self, connection: Connection, *, timeout: float | None = 30.0) -> None:
         headers = {"Accept": "application/json", "User-Agent": "modelops"}
-        auth = None
         if connection.token:
             headers["Authorization"] = f"Bearer {connection.token}"
         elif connection.username is not None and connection.password is not None:
-            auth = aiohttp.BasicAuth(connection.username, connection.password)
+            pair = f"{connection.username}:{connection.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._server = connection.server.rstrip("/")
         self._session = aiohttp.ClientSession(
             headers=headers,
-            auth=auth,
             timeout=aiohttp.ClientTimeout(total=timeout),
             connector=aiohttp.TCPConnector(ssl=_ssl_context(connection), limit=64),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import ssl
 from dataclasses import dataclass
@@ -49,14 +50,13 @@ class Prometheus:
     def __init__(self, connection: PrometheusConnection) -> None:
         self.connection = connection
         headers = {"Accept": "application/json", "User-Agent": "modelops"}
-        auth = None
         if connection.token:
             headers["Authorization"] = f"Bearer {connection.token}"
         elif connection.username is not None and connection.password is not None:
-            auth = aiohttp.BasicAuth(connection.username, connection.password)
+            pair = f"{connection.username}:{connection.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._session = aiohttp.ClientSession(
             headers=headers,
-            auth=auth,
             timeout=aiohttp.ClientTimeout(total=QUERY_TIMEOUT_SECONDS),
             connector=aiohttp.TCPConnector(ssl=_ssl(connection), limit=16),
         )
@@ -80,7 +80,8 @@ class Prometheus:
                 except ValueError:
                     return QueryFailed(f"Prometheus answered {response.status} without JSON")
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            return QueryFailed(f"Prometheus at {self.connection.url} unreachable: {error!r}"[:300])
+            detail = str(error) or type(error).__name__
+            return QueryFailed(f"Prometheus at {self.connection.url} unreachable: {detail}"[:500])
         if body.get("status") != "success":
             return QueryFailed(
                 f"query failed: {body.get('errorType', 'error')}: {body.get('error', '')}"[:500]

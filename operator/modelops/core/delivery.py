@@ -21,7 +21,8 @@ from modelops.core.progressive import (
     registry_writes,
     traffic_summary,
 )
-from modelops.core.rollout import progress, requests_from
+from modelops.core.rollout import progress
+from modelops.core.rollout_state import requests_from
 from modelops.core.traffic import honoured
 
 READY = "Ready"

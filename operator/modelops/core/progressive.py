@@ -24,7 +24,7 @@ from modelops.core.inference_service import (
 )
 from modelops.core.patches import owned_fields_match
 from modelops.core.promql import TemplateError
-from modelops.core.rollout import Observation, steps_of
+from modelops.core.rollout_state import Observation, steps_of
 from modelops.core.traffic import (
     ReplicaPlan,
     capacity_plan,
