@@ -169,6 +169,7 @@ LATENCY = {"name": "latency-vs-stable", "preset": "mlserver-latency-mean", "comp
 ERRORS = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05, "window": "20s"}
 
 
+@pytest.mark.timeout(900)  # three rollouts with real model servers, two operator restarts
 def test_canaries_are_promoted_or_rolled_back_by_their_analysis_across_restarts(
     cluster: str,
     operator: Operator,
