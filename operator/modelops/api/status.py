@@ -207,6 +207,69 @@ class HistoryEntry(StatusModel):
     """Why, in a few words."""
 
 
+class RetrainingRun(StatusModel):
+    """One retraining Job: why it ran and how it ended (bounded history, newest last)."""
+
+    trigger_id: str
+    """The firing: trigger name and time, also in the Job's MODELOPS_TRIGGER_ID and name."""
+
+    job: str
+    """The Job's name."""
+
+    reason: str
+    """Which trigger fired and why, with the measured value."""
+
+    result: Literal["Running", "Succeeded", "Failed", "NoCandidate"] = "Running"
+    """Running, Succeeded (a candidate version was found), Failed, or NoCandidate (the Job
+    succeeded without registering a usable version)."""
+
+    started_at: datetime
+    """When the trigger fired."""
+
+    finished_at: datetime | None = None
+    """When the Job ended."""
+
+    candidate_version: str | None = None
+    """The version the Job registered, rolled out as the next canary."""
+
+
+class RetrainingStatus(StatusModel):
+    """The retraining loop: breaches being timed, the current or last Job, cooldown and backoff."""
+
+    phase: Literal["Idle", "Running", "Succeeded", "Failed"] = "Idle"
+    """Idle, Running (a Job is in flight), Succeeded or Failed (the last Job)."""
+
+    current: RetrainingRun | None = None
+    """The Job in flight, or the last one."""
+
+    last_fired_at: datetime | None = None
+    """When a trigger last fired (the cooldown counts from here)."""
+
+    consecutive_failures: int = 0
+    """Failed Jobs in a row (the backoff doubles with each)."""
+
+    breaches: dict[str, datetime] = {}
+    """Metric and drift triggers in breach, by trigger name, since when."""
+
+    evaluated_at: datetime | None = None
+    """When the metric and drift triggers were last measured (once per analysis interval)."""
+
+    schedule_checked_at: datetime | None = None
+    """Schedules fire for times after this instant."""
+
+    handled_rollback_at: datetime | None = None
+    """The last rollback an onRollback trigger answered (or chose not to)."""
+
+    handled_degraded_since: datetime | None = None
+    """The Degraded period an onDegraded trigger answered."""
+
+    candidate_version: str | None = None
+    """A retrained version waiting to be rolled out (cleared once promoted or rejected)."""
+
+    history: Annotated[list[RetrainingRun], Field(max_length=10)] = []
+    """Recent Jobs, newest last."""
+
+
 class ModelDeploymentStatus(StatusModel):
     """Observed state of a ModelDeployment."""
 
@@ -256,6 +319,9 @@ class ModelDeploymentStatus(StatusModel):
 
     promoted_alias_version: str | None = None
     """The version spec.rollout.promoteAlias was last pointed at by modelops."""
+
+    retraining: RetrainingStatus | None = None
+    """The retraining loop (spec.retraining)."""
 
     handled_requests: dict[str, str] = {}
     """Manual requests (annotations modelops.io/promote, rollback, retry) already acted on, by kind."""

@@ -1,0 +1,423 @@
+"""The retraining loop (pure): which trigger fires, the Job it runs, and what its end means.
+
+Level-based like the rollout: the firing is recorded in status (with the Job's name, derived
+from the deployment and the trigger id) before the Job is created, and while the status says
+Running the Job is created again if it is missing, so a restart between the two creates it
+once. Cooldown counts from each firing; failed Jobs (and Jobs that register nothing) back off
+exponentially, capped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from modelops.api.lifecycle import RetrainingSpec, RetrainingTrigger
+from modelops.api.resource import ModelDeployment
+from modelops.api.status import RetrainingRun, RetrainingStatus
+from modelops.core.cron import CronError, next_after, parse
+from modelops.core.durations import parse_duration
+from modelops.core.inference_service import DEPLOYMENT_LABEL, MANAGED_BY, owner_reference
+from modelops.core.labels import label_value
+from modelops.core.promql import TemplateError, render
+
+TRIGGER_ID_TAG = "modelops.io/trigger-id"
+TRIGGER_LABEL = "modelops.io/trigger"
+DEFAULT_DRIFT_METRIC = "modelops_drift_psi"
+DEFAULT_TTL_SECONDS = 86400
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+HISTORY = 10
+
+JobState = Literal["Missing", "Running", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One evaluation of a metric or drift trigger's query: its value, or why there is none."""
+
+    trigger: str
+    value: float | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class RetrainingDecision:
+    status: RetrainingStatus
+    job: dict[str, Any] | None
+    """The Job that must exist (created when missing), while one is Running."""
+    events: list[tuple[Literal["Normal", "Warning"], str, str]] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    """Outcomes to count: started, succeeded, failed, no_candidate."""
+
+
+def trigger_name(trigger: RetrainingTrigger, index: int) -> str:
+    return trigger.name or f"trigger-{index}"
+
+
+def evaluation_interval(deployment: ModelDeployment) -> timedelta:
+    analysis = deployment.spec.analysis
+    return parse_duration(analysis.interval if analysis else "30s")
+
+
+def trigger_queries(
+    deployment: ModelDeployment, values: Mapping[str, str]
+) -> list[tuple[str, str | TemplateError]]:
+    """(trigger name, PromQL) for the metric and drift triggers, templated like analysis."""
+    spec = deployment.spec.retraining
+    assert spec is not None
+    queries: list[tuple[str, str | TemplateError]] = []
+    for index, trigger in enumerate(spec.triggers):
+        name = trigger_name(trigger, index)
+        if trigger.metric is not None:
+            field_name = f"spec.retraining.triggers[{index}].metric.query"
+            queries.append((name, render(trigger.metric.query, values, field=field_name)))
+        elif trigger.drift is not None:
+            metric = trigger.drift.metric or DEFAULT_DRIFT_METRIC
+            template = f'max({metric}{{namespace="{{{{ namespace }}}}", deployment="{{{{ deployment }}}}"}})'
+            queries.append(
+                (name, render(template, values, field=f"spec.retraining.triggers[{index}].drift"))
+            )
+    return queries
+
+
+def readings_due(deployment: ModelDeployment, now: datetime) -> bool:
+    """Whether the metric and drift triggers should be measured now (one round per interval)."""
+    spec, status = deployment.spec.retraining, deployment.status.retraining
+    if spec is None or not any(t.metric or t.drift for t in spec.triggers):
+        return False
+    last = status.evaluated_at if status else None
+    return last is None or now - last >= evaluation_interval(deployment)
+
+
+def _breached(trigger: RetrainingTrigger, value: float) -> str | None:
+    bounds = trigger.metric or None
+    if bounds is not None:
+        if bounds.max is not None and value > bounds.max:
+            return f"{value:.4g} > max {bounds.max:.4g}"
+        if bounds.min is not None and value < bounds.min:
+            return f"{value:.4g} < min {bounds.min:.4g}"
+        return None
+    assert trigger.drift is not None
+    if value > trigger.drift.max_psi:
+        return f"drift {value:.4g} > maxPsi {trigger.drift.max_psi:.4g}"
+    return None
+
+
+def backoff(failures: int) -> timedelta:
+    """Wait after `failures` failed Jobs in a row: 1 min, 2, 4, ... capped at 1 h."""
+    if failures <= 0:
+        return timedelta(0)
+    wait: timedelta = BACKOFF_BASE * (2 ** min(failures - 1, 20))
+    return min(BACKOFF_CAP, wait)
+
+
+def job_name(deployment: ModelDeployment, trigger_id: str) -> str:
+    digest = hashlib.sha256(f"{deployment.metadata.uid}/{trigger_id}".encode()).hexdigest()[:8]
+    return f"{deployment.metadata.name}-retrain-{digest}"
+
+
+def _gate(spec: RetrainingSpec, status: RetrainingStatus, now: datetime) -> str | None:
+    """Why no trigger may fire now, or None."""
+    if status.last_fired_at is not None:
+        until = status.last_fired_at + parse_duration(spec.cooldown)
+        if now < until:
+            return f"cooling down until {until.isoformat()}"
+    finished = status.current.finished_at if status.current else None
+    if status.consecutive_failures and finished is not None:
+        until = finished + backoff(status.consecutive_failures)
+        if now < until:
+            return f"backing off after {status.consecutive_failures} failed Jobs until {until.isoformat()}"
+    return None
+
+
+def _fire(
+    deployment: ModelDeployment, status: RetrainingStatus, name: str, why: str, now: datetime
+) -> RetrainingStatus:
+    trigger_id = f"{name}-{now.strftime('%Y%m%d%H%M%S')}"
+    run = RetrainingRun(
+        trigger_id=trigger_id,
+        job=job_name(deployment, trigger_id),
+        reason=f"{name}: {why}",
+        started_at=now,
+    )
+    return status.model_copy(
+        update={"phase": "Running", "current": run, "last_fired_at": now, "breaches": {}}
+    )
+
+
+def plan(
+    deployment: ModelDeployment,
+    now: datetime,
+    readings: Sequence[Reading] | None,
+    job: JobState | None,
+    candidate: str | None,
+    rollback_at: datetime | None,
+    degraded_since: datetime | None,
+) -> RetrainingDecision:
+    """One step of the loop. `job` is the observed state of the current Job; `candidate` the
+    version it registered (looked up once the Job succeeded); `rollback_at` the latest automatic
+    rollback; `degraded_since` when post-promotion monitoring marked the deployment Degraded."""
+    spec = deployment.spec.retraining
+    assert spec is not None
+    status = deployment.status.retraining or RetrainingStatus()
+    events: list[tuple[Literal["Normal", "Warning"], str, str]] = []
+    results: list[str] = []
+
+    if status.phase == "Running" and status.current is not None:
+        run = status.current
+        if job == "Succeeded" and candidate is not None:
+            run = run.model_copy(
+                update={"result": "Succeeded", "finished_at": now, "candidate_version": candidate}
+            )
+            status = status.model_copy(
+                update={
+                    "phase": "Succeeded",
+                    "consecutive_failures": 0,
+                    "candidate_version": candidate,
+                }
+            )
+            events.append(
+                (
+                    "Normal",
+                    "RetrainingSucceeded",
+                    f"Job {run.job} registered version {candidate}; it is rolled out as the next canary",
+                )
+            )
+            results.append("succeeded")
+        elif job in ("Failed", "Succeeded"):
+            result: Literal["Failed", "NoCandidate"] = (
+                "Failed" if job == "Failed" else "NoCandidate"
+            )
+            run = run.model_copy(update={"result": result, "finished_at": now})
+            status = status.model_copy(
+                update={"phase": "Failed", "consecutive_failures": status.consecutive_failures + 1}
+            )
+            message = (
+                f"Job {run.job} failed" if job == "Failed"
+                else f"Job {run.job} succeeded without registering a version for this trigger"
+            ) + f"; next firing not before {(now + backoff(status.consecutive_failures)).isoformat()} (backoff) and the cooldown"  # fmt: skip
+            events.append(
+                ("Warning", "RetrainingFailed" if job == "Failed" else "NoCandidate", message)
+            )
+            results.append("failed" if job == "Failed" else "no_candidate")
+        if run is not status.current:
+            history = [*status.history, run][-HISTORY:]
+            status = status.model_copy(update={"current": run, "history": history})
+        else:
+            return RetrainingDecision(status, retraining_job(deployment, run), events, results)
+
+    if deployment.status.retraining is None:
+        status = _first_look(status, rollback_at, degraded_since, now)
+    fired = _evaluate(spec, status, now, readings, rollback_at, degraded_since)
+    gate = _gate(spec, status, now)
+    status = fired.status
+    if fired.why is not None and fired.name is not None:
+        if gate is None:
+            status = _fire(deployment, status, fired.name, fired.why, now)
+            assert status.current is not None
+            events.append(
+                (
+                    "Normal",
+                    "RetrainingStarted",
+                    f"{status.current.reason}; started Job {status.current.job}",
+                )
+            )
+            results.append("started")
+            return RetrainingDecision(
+                status, retraining_job(deployment, status.current), events, results
+            )
+        events.append(
+            ("Normal", "RetrainingSuppressed", f"{fired.name}: {fired.why}; not retraining: {gate}")
+        )
+    return RetrainingDecision(status, None, events, results)
+
+
+def _first_look(
+    status: RetrainingStatus,
+    rollback_at: datetime | None,
+    degraded_since: datetime | None,
+    now: datetime,
+) -> RetrainingStatus:
+    """Retraining just configured: what happened before (a rollback, a Degraded period, past
+    schedule times) is taken as answered."""
+    return status.model_copy(
+        update={
+            "schedule_checked_at": now,
+            "handled_rollback_at": rollback_at,
+            "handled_degraded_since": degraded_since,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Fired:
+    status: RetrainingStatus
+    name: str | None = None
+    why: str | None = None
+
+
+@dataclass
+class _Evaluation:
+    """What one look at the triggers changes in the status."""
+
+    status: RetrainingStatus
+    now: datetime
+    readings: dict[str, Reading]
+    rollback_at: datetime | None
+    degraded_since: datetime | None
+    breaches: dict[str, datetime]
+    update: dict[str, Any] = field(default_factory=dict)
+
+    def reason(self, name: str, trigger: RetrainingTrigger) -> str | None:
+        """Why `trigger` fires now, or None."""
+        if trigger.metric is not None or trigger.drift is not None:
+            return self._breach(name, trigger)
+        if trigger.schedule is not None:
+            return self._schedule(trigger)
+        if trigger.on_rollback and self.rollback_at is not None:
+            handled = self.status.handled_rollback_at
+            if handled is None or self.rollback_at > handled:
+                self.update["handled_rollback_at"] = self.rollback_at
+                return f"automatic rollback at {self.rollback_at.isoformat()}"
+        degraded = self.degraded_since
+        if trigger.on_degraded and degraded and degraded != self.status.handled_degraded_since:
+            self.update["handled_degraded_since"] = degraded
+            return f"Degraded after promotion since {degraded.isoformat()}"
+        return None
+
+    def _breach(self, name: str, trigger: RetrainingTrigger) -> str | None:
+        reading = self.readings.get(name)
+        if reading is None or reading.value is None:
+            return None  # not measured this round: a breach keeps its start
+        breach = _breached(trigger, reading.value)
+        if breach is None:
+            self.breaches.pop(name, None)
+            return None
+        since = self.breaches.setdefault(name, self.now)
+        hold = parse_duration(trigger.for_) if trigger.for_ else timedelta(0)
+        if self.now - since < hold:
+            return None
+        held = int((self.now - since).total_seconds())
+        return f"{breach} for {held}s (for: {trigger.for_ or '0s'})"
+
+    def _schedule(self, trigger: RetrainingTrigger) -> str | None:
+        assert trigger.schedule is not None
+        checked = self.status.schedule_checked_at or self.now
+        self.update["schedule_checked_at"] = self.now
+        try:
+            due = next_after(parse(trigger.schedule, trigger.time_zone), checked)
+        except CronError:
+            return None  # the SpecSupported condition names the problem
+        if due is None or due > self.now:
+            return None
+        return (
+            f"schedule {trigger.schedule!r} ({trigger.time_zone or 'UTC'}) due at {due.isoformat()}"
+        )
+
+
+def _evaluate(
+    spec: RetrainingSpec,
+    status: RetrainingStatus,
+    now: datetime,
+    readings: Sequence[Reading] | None,
+    rollback_at: datetime | None,
+    degraded_since: datetime | None,
+) -> _Fired:
+    """The first trigger that fires (in spec order), with the status its evaluation leaves."""
+    evaluation = _Evaluation(
+        status, now, {r.trigger: r for r in readings or ()}, rollback_at, degraded_since,
+        dict(status.breaches),
+    )  # fmt: skip
+    if readings is not None:
+        evaluation.update["evaluated_at"] = now
+    chosen: tuple[str, str] | None = None
+    for index, trigger in enumerate(spec.triggers):
+        name = trigger_name(trigger, index)
+        why = evaluation.reason(name, trigger)
+        if why is not None and chosen is None:
+            chosen = (name, why)
+    evaluation.update["breaches"] = evaluation.breaches
+    new_status = status.model_copy(update=evaluation.update)
+    return _Fired(new_status, *chosen) if chosen else _Fired(new_status)
+
+
+def retraining_job(
+    deployment: ModelDeployment, run: RetrainingRun, tracking_uri: str | None = None
+) -> dict[str, Any]:
+    """The batch/v1 Job for a firing, from spec.retraining.jobTemplate, with modelops'
+    environment in every container (the template's own values for the same names win only
+    for MLFLOW_TRACKING_URI)."""
+    spec = deployment.spec.retraining
+    assert spec is not None
+    template = copy.deepcopy(spec.job_template.spec)
+    metadata = copy.deepcopy(spec.job_template.metadata or {})
+    stable = deployment.status.stable
+    labels = {
+        **(metadata.get("labels") or {}),
+        MANAGED_BY: "modelops",
+        DEPLOYMENT_LABEL: deployment.metadata.name,
+        TRIGGER_LABEL: label_value(run.trigger_id),
+    }
+    registry = deployment.spec.model.registry
+    environment = {
+        "MODELOPS_DEPLOYMENT": deployment.metadata.name,
+        "MODELOPS_NAMESPACE": deployment.metadata.namespace,
+        "MODEL_NAME": deployment.spec.model.name,
+        "MODEL_VERSION": (stable.version if stable else None) or "",
+        "MODELOPS_TRIGGER": run.reason,
+        "MODELOPS_TRIGGER_ID": run.trigger_id,
+    }
+    if spec.candidate is not None and spec.candidate.alias:
+        environment["MODELOPS_CANDIDATE_ALIAS"] = spec.candidate.alias
+    tracking = (registry.tracking_uri if registry else None) or tracking_uri
+    pod = template.setdefault("template", {})
+    pod_metadata = pod.setdefault("metadata", {})
+    pod_metadata["labels"] = {
+        **(pod_metadata.get("labels") or {}),
+        MANAGED_BY: "modelops",
+        DEPLOYMENT_LABEL: deployment.metadata.name,
+    }
+    pod_spec = pod.setdefault("spec", {})
+    pod_spec.setdefault("restartPolicy", "Never")
+    for kind in ("initContainers", "containers"):
+        for container in pod_spec.get(kind) or []:
+            env = [e for e in container.get("env") or [] if e.get("name") not in environment]
+            names = {e.get("name") for e in env}
+            extra = [{"name": k, "value": v} for k, v in environment.items()]
+            if tracking and "MLFLOW_TRACKING_URI" not in names:
+                extra.append({"name": "MLFLOW_TRACKING_URI", "value": tracking})
+            container["env"] = env + extra
+    template.setdefault("ttlSecondsAfterFinished", DEFAULT_TTL_SECONDS)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": run.job,
+            "namespace": deployment.metadata.namespace,
+            "labels": labels,
+            "annotations": {
+                **(metadata.get("annotations") or {}),
+                "modelops.io/trigger": run.reason[:1000],
+            },
+            "ownerReferences": [owner_reference(deployment)],
+        },
+        "spec": template,
+    }
+
+
+def job_state(job: Mapping[str, Any] | None) -> JobState:
+    if job is None:
+        return "Missing"
+    for item in (job.get("status") or {}).get("conditions") or []:
+        if item.get("status") != "True":
+            continue
+        if item.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "Succeeded"
+        if item.get("type") in ("Failed", "FailureTarget"):
+            return "Failed"
+    return "Running"
