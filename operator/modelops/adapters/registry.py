@@ -163,6 +163,42 @@ class Registry:
             run_tags=tuple(sorted(tags.items())),
         )  # fmt: skip
 
+    async def find_candidate(
+        self, name: str, tag: tuple[str, str], alias: str | None = None, scan: int = 50
+    ) -> str | None:
+        """The version a retraining run registered: where `alias` points, or else the newest
+        READY version; either only when the version or its run carries `tag` (so a stale alias,
+        or a version the trainer judged worse and did not propose, is never picked up)."""
+        key, value = tag
+
+        def carries(found: Any) -> bool:
+            if (found.tags or {}).get(key) == value:
+                return True
+            if not found.run_id:
+                return False
+            return bool(self._runs.get_run(found.run_id).data.tags.get(key) == value)
+
+        def search() -> str | None:
+            if alias is not None:
+                try:
+                    found = self._models.get_model_version_by_alias(name, alias)
+                except Exception as error:
+                    if "RESOURCE_DOES_NOT_EXIST" in str(error) or "not found" in str(error).lower():
+                        return None
+                    raise
+                return str(found.version) if found.status == "READY" and carries(found) else None
+            versions = self._models.search_model_versions(
+                "name='{}'".format(name.replace("'", "\\'")),
+                max_results=scan,
+                order_by=["version_number DESC"],
+            )
+            for found in versions:
+                if found.status == "READY" and carries(found):
+                    return str(found.version)
+            return None
+
+        return await self._call(f"versions of model {name!r}", search)
+
     def _flavors(self, name: str, version: str) -> tuple[tuple[str, str], ...]:
         """(flavor, its model file) from the version's MLmodel."""
         with tempfile.TemporaryDirectory() as folder, self._environment():

@@ -40,3 +40,9 @@ class Decision:
 
     counts: tuple[str, ...] = ()
     """Transitions to count in the operator's metrics (promoted, rolled_back, aborted)."""
+
+    job: dict[str, Any] | None = None
+    """The retraining Job that must exist (created when missing)."""
+
+    retraining_results: tuple[str, ...] = ()
+    """Retraining outcomes to count: started, succeeded, failed, no_candidate."""

@@ -5,6 +5,7 @@ and events."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from modelops.core.progressive import (
     registry_writes,
     traffic_summary,
 )
+from modelops.core.retraining import JobState, Reading, plan
 from modelops.core.rollout import progress
 from modelops.core.rollout_state import requests_from
 from modelops.core.traffic import honoured
@@ -29,6 +31,16 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 METRICS_AVAILABLE = "MetricsAvailable"
+RETRAINING = "Retraining"
+
+
+@dataclass(frozen=True)
+class RetrainingInputs:
+    """What the handler observed for the retraining loop this reconcile."""
+
+    readings: Sequence[Reading] | None = None
+    job: JobState | None = None
+    candidate: str | None = None
 
 
 def rollout_decision(
@@ -38,6 +50,7 @@ def rollout_decision(
     now: datetime,
     conditions: list[Condition],
     measurements: Sequence[Measurement] | None,
+    retraining: RetrainingInputs | None = None,
 ) -> Decision:
     previous = deployment.status
     generation = deployment.metadata.generation
@@ -122,12 +135,21 @@ def rollout_decision(
         rejected_versions=outcome.rejected,
         promoted_alias_version=previous.promoted_alias_version,
         handled_requests=outcome.handled,
+        retraining=previous.retraining,
     )
     status = status.model_copy(update={"traffic": traffic_summary(status)})
+    job: dict[str, Any] | None = None
+    retraining_events: list[EventIntent] = []
+    retraining_results: list[str] = []
+    if deployment.spec.retraining is not None:
+        status, job, retraining_events, retraining_results = _retraining(
+            deployment, status, now, retraining or RetrainingInputs()
+        )
     service, route = objects_for(deployment, status, target)
     to_apply = None if _same(service, observed) else service
 
     events = [EventIntent(e.type, e.reason, e.message) for e in outcome.events] + warnings
+    events += retraining_events
     if observed is None:
         events.insert(
             0,
@@ -156,7 +178,65 @@ def rollout_decision(
         http_route=route,
         registry_writes=registry_writes(deployment, status),
         counts=tuple(outcome.counts),
+        job=job,
+        retraining_results=tuple(retraining_results),
     )
+
+
+def _retraining(
+    deployment: ModelDeployment,
+    status: ModelDeploymentStatus,
+    now: datetime,
+    inputs: RetrainingInputs,
+) -> tuple[ModelDeploymentStatus, dict[str, Any] | None, list[EventIntent], list[str]]:
+    """The retraining loop on top of the rollout's status: triggers, the Job, the candidate."""
+    automatic = [
+        h.at
+        for h in status.history
+        if h.event == "RolledBack" and "by a person" not in (h.reason or "")
+    ]
+    degraded = condition(status.conditions, DEGRADED)
+    degraded_since = (
+        degraded.last_transition_time
+        if status.phase == "Degraded" and degraded is not None and degraded.status == "True"
+        else None
+    )
+    current = deployment.model_copy(update={"status": status})
+    planned = plan(
+        current,
+        now,
+        inputs.readings,
+        inputs.job,
+        inputs.candidate,
+        automatic[-1] if automatic else None,
+        degraded_since,
+    )
+    retraining = planned.status
+    candidate = retraining.candidate_version
+    rejected = {r.version for r in status.rejected_versions}
+    stable = status.stable.version if status.stable else None
+    if candidate is not None and (candidate == stable or candidate in rejected):
+        retraining = retraining.model_copy(update={"candidate_version": None})
+    update: dict[str, Any] = {"retraining": retraining}
+    run = retraining.current
+    if retraining.phase == "Running" and run is not None:
+        if status.phase in ("Healthy", "RolledBack", "Degraded"):
+            update["phase"] = "Retraining"
+            update["message"] = f"{status.message}; retraining: Job {run.job} ({run.reason})"
+        state, reason, message = "True", "JobRunning", f"Job {run.job}: {run.reason}"
+    elif run is not None:
+        state, reason = "False", run.result
+        message = f"last Job {run.job} ({run.reason}): {run.result}"
+    else:
+        state, reason, message = "False", "Idle", "no retraining Job has run"
+    update["conditions"] = with_condition(
+        status.conditions,
+        ConditionUpdate(RETRAINING, state, reason, message),  # type: ignore[arg-type]
+        now=now,
+        generation=deployment.metadata.generation,
+    )
+    events = [EventIntent(kind, reason, text) for kind, reason, text in planned.events]
+    return status.model_copy(update=update), planned.job, events, planned.results
 
 
 def _same(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:

@@ -37,9 +37,25 @@ REJECTED_TAG = ("modelops.io/status", "rejected")
 
 
 def uses_rollout(deployment: ModelDeployment) -> bool:
-    """Rollouts, analysis and monitoring run when the spec asks for a rollout or monitoring;
-    without either a new version replaces the old at once (the simple path)."""
-    return deployment.spec.rollout is not None or deployment.spec.monitoring is not None
+    """Rollouts, analysis, monitoring and retraining run when the spec asks for any of them;
+    without them a new version replaces the old at once (the simple path)."""
+    spec = deployment.spec
+    return spec.rollout is not None or spec.monitoring is not None or spec.retraining is not None
+
+
+def candidate_view(deployment: ModelDeployment) -> ModelDeployment:
+    """The deployment as the registry should resolve it: a retrained version waiting to be
+    rolled out takes the place of the spec's version or alias (the spec itself is unchanged)."""
+    retraining = deployment.status.retraining
+    if retraining is None or retraining.candidate_version is None:
+        return deployment
+    if deployment.spec.serving.storage_uri is not None:
+        return deployment
+    model = deployment.spec.model.model_copy(
+        update={"version": retraining.candidate_version, "alias": None}
+    )
+    spec = deployment.spec.model_copy(update={"model": model})
+    return deployment.model_copy(update={"spec": spec})
 
 
 def planned_replicas(deployment: ModelDeployment, traffic: int) -> ReplicaPlan:
@@ -177,6 +193,27 @@ def _subject(isvc: str, version: ServedVersion, predictor: str | None, revision:
         service=predictor_service(isvc, predictor),
         revision=revision,
     )
+
+
+def trigger_values(
+    deployment: ModelDeployment, observed: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Template values for retraining trigger queries: those of the stable version."""
+    isvc = inference_service_name(deployment)
+    stable = deployment.status.stable
+    _, rolled_out = _revisions(observed)
+    version = (stable.version if stable else None) or ""
+    analysis = deployment.spec.analysis
+    return {
+        "namespace": deployment.metadata.namespace,
+        "deployment": deployment.metadata.name,
+        "isvc": isvc,
+        "version": version,
+        "stableVersion": version,
+        "service": predictor_service(isvc, stable.predictor if stable else None),
+        "revision": rolled_out,
+        "window": analysis.interval if analysis else "30s",
+    }
 
 
 def analysis_round(

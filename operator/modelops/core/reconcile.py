@@ -23,7 +23,7 @@ from modelops.api.status import (
 )
 from modelops.core.conditions import ConditionUpdate, condition, with_condition
 from modelops.core.decision import Decision, EventIntent, Problem
-from modelops.core.delivery import rollout_decision
+from modelops.core.delivery import RetrainingInputs, rollout_decision
 from modelops.core.inference_service import (
     SPEC_HASH_ANNOTATION,
     ServedModel,
@@ -31,7 +31,7 @@ from modelops.core.inference_service import (
     inference_service_name,
 )
 from modelops.core.patches import owned_fields_match
-from modelops.core.progressive import uses_rollout
+from modelops.core.progressive import candidate_view, uses_rollout
 from modelops.core.registry import (
     RegistryFailure,
     RegistryObservation,
@@ -150,6 +150,7 @@ def decide(
     now: datetime,
     registry: RegistryObservation | None = None,
     measurements: Sequence[Measurement] | None = None,
+    retraining: RetrainingInputs | None = None,
 ) -> Decision:
     """The writes one reconcile asks for. `measurements` is an analysis round that just ran
     (see core.progressive.analysis_round)."""
@@ -191,7 +192,7 @@ def decide(
             ConditionUpdate(REGISTRY_REACHABLE, "True", "Answered", "the registry answered")
         )
 
-    served = what_to_serve(deployment, registry)
+    served = what_to_serve(candidate_view(deployment), registry)
     if isinstance(served, Problem):
         return failed_decision(deployment, served, now, conditions)
 
@@ -204,7 +205,9 @@ def decide(
         return failed_decision(deployment, problem, now, conditions)
 
     if uses_rollout(deployment):
-        return rollout_decision(deployment, observed, served, now, conditions, measurements)
+        return rollout_decision(
+            deployment, observed, served, now, conditions, measurements, retraining
+        )
 
     desired = desired_inference_service(deployment, served)
     to_apply: dict[str, Any] | None = None

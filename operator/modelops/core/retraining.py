@@ -94,6 +94,29 @@ def readings_due(deployment: ModelDeployment, now: datetime) -> bool:
     return last is None or now - last >= evaluation_interval(deployment)
 
 
+def retraining_due(deployment: ModelDeployment, now: datetime) -> bool:
+    """Whether the loop needs a look although nothing changed: trigger queries are due, or a
+    schedule's time has come."""
+    spec, status = deployment.spec.retraining, deployment.status.retraining
+    if spec is None:
+        return False
+    if readings_due(deployment, now):
+        return True
+    checked = status.schedule_checked_at if status else None
+    if checked is None:
+        return status is None
+    for trigger in spec.triggers:
+        if trigger.schedule is None:
+            continue
+        try:
+            due = next_after(parse(trigger.schedule, trigger.time_zone), checked)
+        except CronError:
+            continue
+        if due is not None and due <= now:
+            return True
+    return False
+
+
 def _breached(trigger: RetrainingTrigger, value: float) -> str | None:
     bounds = trigger.metric or None
     if bounds is not None:

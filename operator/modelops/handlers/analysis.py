@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from modelops.core.analysis import QueryFailed, judge
 from modelops.core.durations import parse_duration
 from modelops.core.progressive import AnalysisRound
 from modelops.core.promql import TemplateError
+from modelops.core.retraining import Reading
 from modelops.handlers.metrics import MEASUREMENTS, PROMETHEUS_ERRORS
 
 logger = logging.getLogger("modelops.analysis")
@@ -77,6 +79,27 @@ class AnalysisRunner:
             MEASUREMENTS.labels(measurement.verdict).inc()
         return list(measurements)
 
+    async def readings(
+        self, deployment: ModelDeployment, queries: list[tuple[str, str | TemplateError]]
+    ) -> list[Reading]:
+        """Values of the retraining triggers' queries (one series each), or why there is none."""
+        server = await self._server(deployment)
+
+        async def read(name: str, query: str | TemplateError) -> Reading:
+            if isinstance(query, TemplateError):
+                return Reading(name, None, query.message)
+            if isinstance(server, QueryFailed):
+                return Reading(name, None, server.message)
+            answer = await server.query(query)
+            if isinstance(answer, QueryFailed):
+                PROMETHEUS_ERRORS.inc()
+                return Reading(name, None, answer.message)
+            if len(answer) != 1 or math.isnan(answer[0].value):
+                return Reading(name, None, f"{len(answer)} series (need exactly one number)")
+            return Reading(name, answer[0].value)
+
+        return list(await asyncio.gather(*(read(name, query) for name, query in queries)))
+
     async def _measure(
         self, server: Prometheus | QueryFailed, metric: Any, query: str | TemplateError
     ) -> Measurement:
@@ -92,8 +115,7 @@ class AnalysisRunner:
 
     async def _server(self, deployment: ModelDeployment) -> Prometheus | QueryFailed:
         analysis = deployment.spec.analysis
-        assert analysis is not None
-        settings = analysis.prometheus
+        settings = analysis.prometheus if analysis else None
         url = settings.url if settings else self._default_url
         if url is None:
             return QueryFailed(

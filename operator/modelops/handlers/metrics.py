@@ -54,3 +54,8 @@ REGISTRY_ERRORS = Counter(
 PROMETHEUS_ERRORS = Counter(
     "modelops_prometheus_errors", "Analysis queries Prometheus did not answer."
 )
+RETRAININGS = Counter(
+    "modelops_retraining",
+    "Retraining outcomes: started, succeeded (a candidate was found), failed, no_candidate.",
+    ["result"],
+)

@@ -59,6 +59,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.label_selectors[KSERVE_GROUP, INFERENCE_SERVICE_PLURAL] = (
         f"{MANAGED_BY}=modelops"
     )
+    settings.watching.label_selectors["batch", "jobs"] = f"{MANAGED_BY}=modelops"
     memo.runtime = Runtime()
 
 
@@ -94,6 +95,12 @@ def inference_services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {key_of(body): slim({k: body[k] for k in ("metadata", "spec", "status") if k in body})}
 
 
+@kopf.index("batch", "v1", "jobs")
+def retraining_jobs(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    """Our retraining Jobs by (namespace, name), for their conditions."""
+    return {key_of(body): {k: body[k] for k in ("metadata", "status") if k in body}}
+
+
 def _lookup(index: kopf.Index[Key, dict[str, Any]]) -> Any:
     def find(key: Key) -> dict[str, Any] | None:
         store = index.get(key)
@@ -112,7 +119,9 @@ async def model_deployment_event(
     reconciler = _reconciler(memo)
     key = reconciler.observe_deployment(dict(body), deleted=type == "DELETED")
     if type != "DELETED":
-        await reconciler.reconcile(key, _lookup(kwargs["inference_services"]))
+        await reconciler.reconcile(
+            key, _lookup(kwargs["inference_services"]), _lookup(kwargs["retraining_jobs"])
+        )
 
 
 @kopf.on.event(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL)
@@ -127,7 +136,20 @@ async def inference_service_event(
     if type == "DELETED":
         reconciler.observe_inference_service_deleted(body)
     if owner is not None and reconciler.knows(owner):
-        await reconciler.reconcile(owner, _lookup(kwargs["inference_services"]))
+        await reconciler.reconcile(
+            owner, _lookup(kwargs["inference_services"]), _lookup(kwargs["retraining_jobs"])
+        )
+
+
+@kopf.on.event("batch", "v1", "jobs")
+async def retraining_job_event(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A retraining Job changed (started, completed, failed): its deployment takes a look."""
+    owner = _owning_deployment(body)
+    reconciler = _reconciler(memo)
+    if owner is not None and reconciler.knows(owner):
+        await reconciler.reconcile(
+            owner, _lookup(kwargs["inference_services"]), _lookup(kwargs["retraining_jobs"])
+        )
 
 
 def _owning_deployment(body: kopf.Body) -> Key | None:

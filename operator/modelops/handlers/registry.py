@@ -24,6 +24,7 @@ from modelops.api.resource import ModelDeployment
 from modelops.core.durations import parse_duration
 from modelops.core.progressive import REJECTED_TAG, RegistryWrite
 from modelops.core.registry import RegistryFailure, RegistryObservation
+from modelops.core.retraining import TRIGGER_ID_TAG
 from modelops.handlers.metrics import REGISTRY_CALLS, REGISTRY_ERRORS
 
 logger = logging.getLogger("modelops.registry")
@@ -159,6 +160,27 @@ class RegistryResolver:
             if error.retry:
                 logger.warning("Registry %s: %s", uri, error.message)
             return RegistryFailure(error.reason, error.message, transient=error.retry)
+
+    async def find_candidate(
+        self, deployment: ModelDeployment, trigger_id: str, alias: str | None
+    ) -> str | RegistryFailure | None:
+        """The version a retraining Job registered for `trigger_id`, None when it registered
+        none, or why the registry could not say (asked again at the next reconcile)."""
+        key = self._key(deployment)
+        if key is None:
+            return RegistryFailure(
+                "RegistryNotConfigured", "no MLflow registry is configured", transient=False
+            )
+        uri, secret_ns, secret, name, _ = key
+        try:
+            connection = await self._connection(uri, secret_ns, secret)
+            registry = await asyncio.to_thread(self._registry, connection)
+            lookup = registry.find_candidate(name, (TRIGGER_ID_TAG, trigger_id), alias)
+            return await asyncio.wait_for(lookup, LOOKUP_DEADLINE_SECONDS)
+        except (RegistryError, TimeoutError) as error:
+            REGISTRY_ERRORS.labels("candidate").inc()
+            message = error.message if isinstance(error, RegistryError) else "timed out"
+            return RegistryFailure("CandidateLookupFailed", message, transient=True)
 
     async def write(self, deployment: ModelDeployment, write: RegistryWrite) -> bool:
         """Point an alias at a version, or tag a version rejected; False (logged, retried by a
