@@ -59,6 +59,14 @@ def wait_for(
     )
 
 
+def holds(predicate: Callable[[], Any], seconds: float, what: str) -> None:
+    """Assert that `predicate` stays true for `seconds` (polled): the negative of wait_for."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert predicate(), f"{what} stopped holding"
+        time.sleep(0.5)
+
+
 def liveness_ok(port: int) -> bool:
     """Whether kopf's liveness endpoint on this loopback port answers 200."""
     try:

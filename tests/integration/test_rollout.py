@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.kserve import KServeController
 from modelops.devstack.servers import MlflowServer, Prometheus
-from tests.integration.conftest import Operator, wait_for
+from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.test_model_serving import train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
@@ -136,14 +136,6 @@ def serving(custom: client.CustomObjectsApi, namespace: str, name: str, version:
 def events(core: client.CoreV1Api, namespace: str, reason: str) -> list[Any]:
     found = core.list_namespaced_event(namespace).items
     return [e for e in found if e.reason == reason and e.involved_object.kind == "ModelDeployment"]
-
-
-def holds(predicate: Any, seconds: float, what: str) -> None:
-    """Assert that `predicate` stays true for `seconds` (polled), the negative of wait_for."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(0.5)
 
 
 def kill_and_restart(operator: Operator) -> float:

@@ -149,7 +149,7 @@ def test_without_a_model_format_the_deployment_fails_and_names_the_field() -> No
 
 def test_blocks_not_implemented_yet_are_reported_not_ignored() -> None:
     retraining = {
-        "triggers": [{"onRollback": True}],
+        "triggers": [{"onRollback": True}, {"schedule": "0 3 * * *", "timeZone": "Mars/Base"}],
         "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
     }
     decision = decide(
@@ -163,7 +163,10 @@ def test_blocks_not_implemented_yet_are_reported_not_ignored() -> None:
     )
     supported = condition(decision.status.conditions, "SpecSupported")
     assert supported is not None and supported.status == "False"
-    assert "spec.retraining" in supported.message and "spec.monitoring.drift" in supported.message
+    assert (
+        "spec.retraining.triggers[1].schedule (unknown time zone 'Mars/Base'" in supported.message
+    )
+    assert "spec.monitoring.drift" in supported.message
     assert "spec.rollout" not in supported.message
     plain = condition(decide(deployment(), None, NOW).status.conditions, "SpecSupported")
     assert plain is not None and plain.status == "True"

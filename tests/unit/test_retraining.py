@@ -230,3 +230,44 @@ def test_cron_next_times(expression: str, zone: str | None, after: str, expected
 def test_cron_errors_name_the_part(expression: str, zone: str | None, message: str) -> None:
     with pytest.raises(CronError, match=message):
         parse(expression, zone)
+
+
+def test_the_candidate_is_rolled_out_in_place_of_the_spec_until_promoted() -> None:
+    import dataclasses
+
+    from modelops.core.delivery import RetrainingInputs
+    from modelops.core.progressive import candidate_view
+    from modelops.core.reconcile import decide
+    from tests.unit.test_reconcile_registry import READY_V7, body
+
+    spec = body(
+        spec__model={
+            "name": "fraud-detector",
+            "alias": "champion",
+            "registry": {"artifactsDestination": "s3://mlflow/artifacts"},
+        },
+        spec__rollout={"strategy": "Canary", "steps": [{"traffic": 50, "duration": "1m"}]},
+        spec__retraining={"triggers": [{"onRollback": True}], "jobTemplate": TEMPLATE},
+    )
+    spec["status"] = {
+        "stable": {"version": "7", "storageUri": "s3://mlflow/artifacts/3/models/m-7/artifacts", "modelFormat": "sklearn"},
+        "retraining": {"phase": "Running", "current": {"triggerId": "t-1", "job": "fraud-retrain-1",
+                       "reason": "after-rollback: automatic rollback", "startedAt": "2026-11-30T11:00:00Z"}},
+    }  # fmt: skip
+    deployment = ModelDeployment.model_validate(spec)
+    finished = decide(deployment, None, T0, registry=READY_V7,
+                      retraining=RetrainingInputs(job="Succeeded", candidate="8"))  # fmt: skip
+    retraining = finished.status.retraining
+    assert retraining is not None and retraining.candidate_version == "8"
+    assert finished.retraining_results == ("succeeded",)
+    spec["status"] = finished.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    waiting = ModelDeployment.model_validate(spec)
+    view = candidate_view(waiting)
+    assert (view.spec.model.version, view.spec.model.alias) == ("8", None)
+    assert waiting.spec.model.alias == "champion"  # the spec itself is untouched
+    ready_v8 = dataclasses.replace(
+        READY_V7, version="8", download_uri="mlflow-artifacts:/3/models/m-8/artifacts"
+    )
+    rolling = decide(waiting, None, T0 + timedelta(minutes=1), registry=ready_v8)
+    assert rolling.status.canary is not None and rolling.status.canary.version == "8"
+    assert "RolloutStarted" in [e.reason for e in rolling.events]

@@ -107,6 +107,9 @@ def _translate(error: Exception, what: str) -> RegistryError:
     )
 
 
+VALIDATION_TAG = "modelops.io/validation"
+
+
 class Registry:
     """One MLflow registry (tracking URI + credentials)."""
 
@@ -172,6 +175,8 @@ class Registry:
         key, value = tag
 
         def carries(found: Any) -> bool:
+            if (found.tags or {}).get(VALIDATION_TAG) == "worse":
+                return False  # registered for the record, not proposed
             if (found.tags or {}).get(key) == value:
                 return True
             if not found.run_id:

@@ -22,6 +22,7 @@ from modelops.api.status import (
     ServedVersion,
 )
 from modelops.core.conditions import ConditionUpdate, condition, with_condition
+from modelops.core.cron import CronError, parse
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.delivery import RetrainingInputs, rollout_decision
 from modelops.core.inference_service import (
@@ -113,12 +114,17 @@ def unsupported_blocks(deployment: ModelDeployment) -> list[str]:
     """Spec blocks the schema accepts but this operator version does not act on yet."""
     spec = deployment.spec
     notes = []
-    if spec.analysis is not None and spec.rollout is None and spec.monitoring is None:
+    if spec.analysis is not None and not uses_rollout(deployment):
         notes.append("spec.analysis without spec.rollout or spec.monitoring (nothing to judge)")
     if spec.monitoring is not None and spec.monitoring.drift is not None:
         notes.append("spec.monitoring.drift (no drift monitor yet)")
-    if spec.retraining is not None:
-        notes.append("spec.retraining (no retraining Job is started)")
+    for index, trigger in enumerate(spec.retraining.triggers if spec.retraining else []):
+        if trigger.schedule is None:
+            continue
+        try:
+            parse(trigger.schedule, trigger.time_zone)
+        except CronError as error:
+            notes.append(f"spec.retraining.triggers[{index}].schedule ({error}; it never fires)")
     return notes
 
 

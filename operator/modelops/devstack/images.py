@@ -18,6 +18,8 @@ from modelops.devstack.environments import MODELS, STORAGE, Environment
 
 STORAGE_ENTRYPOINT = Path(__file__).with_name("kserve_storage_entrypoint.py")
 OPERATOR_IMAGE = "ghcr.io/modelops/modelops:"
+TRAINER_IMAGE = "ghcr.io/modelops/trainer:"
+TRAINER_SCRIPT = Path(__file__).parents[3] / "examples" / "retrain" / "train.py"
 PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
 
@@ -66,6 +68,13 @@ def _operator(argv: list[str], _: dict[str, str]) -> list[str] | None:
     return argv
 
 
+def _trainer(argv: list[str], _: dict[str, str]) -> list[str]:
+    # The image's ENTRYPOINT is `python /app/train.py` (examples/retrain/Dockerfile).
+    if not argv or argv[:2] == ["python", "/app/train.py"]:
+        return [str(MODELS.bin("python")), str(TRAINER_SCRIPT), *argv[2:]]
+    return _in_environment(MODELS, argv)
+
+
 def _storage_initializer(argv: list[str], _: dict[str, str]) -> list[str]:
     # The image's ENTRYPOINT is KServe's initializer script; the pod gives SRC DEST pairs.
     return [str(STORAGE.bin("python")), str(STORAGE_ENTRYPOINT), *argv]
@@ -85,6 +94,8 @@ IMAGES: dict[str, LocalImage] = {
     "kserve/storage-initializer:": LocalImage(_storage_initializer, needs=STORAGE),
     # This project's own image: the operator, and its MLflow storage initializer.
     OPERATOR_IMAGE: LocalImage(_operator),
+    # The example trainer (examples/retrain): MLflow and scikit-learn, like the models env.
+    TRAINER_IMAGE: LocalImage(_trainer, needs=MODELS),
 }
 
 

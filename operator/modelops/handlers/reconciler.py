@@ -310,8 +310,8 @@ class Reconciler:
             if error.status == 409:
                 self._created_jobs.add(job_key)
                 return
-            if error.status not in (400, 403, 422):
-                raise
+            if error.status not in (400, 422):
+                raise  # 403 (RBAC, an exhausted quota) and 5xx: the reconcile is retried
             logger.error("Retraining Job %s/%s refused: %s", *job_key, error.message)
             self._refused_jobs.add(job_key)
             return
