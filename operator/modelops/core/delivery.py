@@ -189,7 +189,10 @@ def _retraining(
     now: datetime,
     inputs: RetrainingInputs,
 ) -> tuple[ModelDeploymentStatus, dict[str, Any] | None, list[EventIntent], list[str]]:
-    """The retraining loop on top of the rollout's status: triggers, the Job, the candidate."""
+    """The retraining loop on top of the rollout's status: triggers, the Job, the candidate.
+    Nothing fires before a first version is stable (there is nothing to retrain against)."""
+    if status.stable is None:
+        return status, None, [], []
     automatic = [
         h.at
         for h in status.history

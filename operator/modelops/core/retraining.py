@@ -88,7 +88,9 @@ def trigger_queries(
 def readings_due(deployment: ModelDeployment, now: datetime) -> bool:
     """Whether the metric and drift triggers should be measured now (one round per interval)."""
     spec, status = deployment.spec.retraining, deployment.status.retraining
-    if spec is None or not any(t.metric or t.drift for t in spec.triggers):
+    if spec is None or deployment.status.stable is None:
+        return False
+    if not any(t.metric or t.drift for t in spec.triggers):
         return False
     last = status.evaluated_at if status else None
     return last is None or now - last >= evaluation_interval(deployment)
