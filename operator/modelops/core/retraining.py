@@ -100,7 +100,7 @@ def retraining_due(deployment: ModelDeployment, now: datetime) -> bool:
     """Whether the loop needs a look although nothing changed: trigger queries are due, or a
     schedule's time has come."""
     spec, status = deployment.spec.retraining, deployment.status.retraining
-    if spec is None:
+    if spec is None or deployment.status.stable is None:
         return False
     if readings_due(deployment, now):
         return True
