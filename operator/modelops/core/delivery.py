@@ -41,6 +41,8 @@ class RetrainingInputs:
     readings: Sequence[Reading] | None = None
     job: JobState | None = None
     candidate: str | None = None
+    tracking_uri: str | None = None
+    """The operator-wide registry, for Jobs of deployments that name none."""
 
 
 def rollout_decision(
@@ -213,6 +215,7 @@ def _retraining(
         inputs.candidate,
         automatic[-1] if automatic else None,
         degraded_since,
+        inputs.tracking_uri,
     )
     retraining = planned.status
     candidate = retraining.candidate_version

@@ -183,6 +183,7 @@ def plan(
     candidate: str | None,
     rollback_at: datetime | None,
     degraded_since: datetime | None,
+    tracking_uri: str | None = None,
 ) -> RetrainingDecision:
     """One step of the loop. `job` is the observed state of the current Job; `candidate` the
     version it registered (looked up once the Job succeeded); `rollback_at` the latest automatic
@@ -234,7 +235,9 @@ def plan(
             history = [*status.history, run][-HISTORY:]
             status = status.model_copy(update={"current": run, "history": history})
         else:
-            return RetrainingDecision(status, retraining_job(deployment, run), events, results)
+            return RetrainingDecision(
+                status, retraining_job(deployment, run, tracking_uri), events, results
+            )
 
     if deployment.status.retraining is None:
         status = _first_look(status, rollback_at, degraded_since, now)
@@ -254,7 +257,7 @@ def plan(
             )
             results.append("started")
             return RetrainingDecision(
-                status, retraining_job(deployment, status.current), events, results
+                status, retraining_job(deployment, status.current, tracking_uri), events, results
             )
         events.append(
             ("Normal", "RetrainingSuppressed", f"{fired.name}: {fired.why}; not retraining: {gate}")

@@ -296,7 +296,12 @@ class Reconciler:
         if readings_due(deployment, now):
             queries = trigger_queries(deployment, trigger_values(deployment, observed))
             readings = await self._analysis.readings(deployment, queries)
-        return RetrainingInputs(readings=readings, job=job, candidate=candidate)
+        return RetrainingInputs(
+            readings=readings,
+            job=job,
+            candidate=candidate,
+            tracking_uri=self._resolver.default_tracking_uri,
+        )
 
     async def _ensure_job(self, key: Key, job: Mapping[str, Any]) -> None:
         """Create the retraining Job unless it exists (its name is the firing's, so a second

@@ -76,6 +76,10 @@ class RegistryResolver:
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
 
+    @property
+    def default_tracking_uri(self) -> str | None:
+        return self._defaults.tracking_uri
+
     def _key(self, deployment: ModelDeployment) -> CacheKey | None:
         model = deployment.spec.model
         settings = model.registry
