@@ -166,3 +166,17 @@ def test_replica_plans_honour_what_the_limits_allow() -> None:
     plan = replica_plan(10, 2, 10)
     assert (plan.canary, plan.stable_total, plan.share) == (1, 10, 10) and honoured(plan, 10)
     assert replica_plan(50, 4, None).share == 50
+
+
+def test_monitoring_after_promotion_skips_comparisons_with_the_stable() -> None:
+    from modelops.core.progressive import analysis_round
+    from tests.unit.rollout_driver import ANALYSIS, deployed
+
+    metrics = [*ANALYSIS["metrics"], {"name": "vs-stable", "preset": "mlserver-latency-mean",
+                                      "compareTo": "stable", "maxRatio": 2}]  # fmt: skip
+    driver = deployed(
+        spec__monitoring={"rollbackWindow": "1h"}, spec__analysis={**ANALYSIS, "metrics": metrics}
+    )
+    planned = analysis_round(driver.deployment, driver.observed, driver.now)
+    assert planned is not None and planned.subject == "stable"
+    assert [q.metric.name for q in planned.queries] == ["error-rate"]

@@ -247,9 +247,11 @@ def analysis_round(
         subject=subject,
         stable=compare,
     )
+    # compareTo: stable judges a canary; after promotion there is nothing to compare with.
     queries = tuple(
         PlannedQuery(metric, query_for(metric, spec.analysis, context, index))
         for index, metric in enumerate(spec.analysis.metrics)
+        if canary is not None or metric.compare_to is None
     )
     return AnalysisRound(kind, version, queries)
 

@@ -1,88 +1,166 @@
-"""The local walk-through (until the full lifecycle demo lands): a real control plane, the
-operator, and the example ModelDeployment turned into a KServe InferenceService.
+"""`make demo`: the whole model lifecycle on one machine, with a live view in the terminal.
 
-    python -m modelops.devstack.demo [--keep]     (make demo)
+It starts the local stack (`modelops dev up`: control plane, KServe, process kubelet, router,
+MLflow, Prometheus) and the operator, then runs the scenario in modelops.devstack.scenario:
+v1 served, a bad v2 rolled back by the canary analysis, retraining started by the rollback,
+the retrained v3 rolled out and promoted. It exits non-zero naming the stage that missed its
+deadline. `--keep` leaves everything up for kubectl and the MLflow and Prometheus UIs.
+
+    python -m modelops.devstack.demo [--keep] [--dir DIR]     (make demo DEMO_ARGS=--keep)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
-from modelops.devstack.binaries import REPO_ROOT, ensure_binaries
-from modelops.devstack.control_plane import DEFAULT_STATE_DIR, ControlPlane
+from modelops.devstack.scenario import Cluster, Scenario, Snapshot, Stage, StageMissedError
+from modelops.devstack.stack import DEFAULT_DIR, Stack
 
-EXAMPLE = REPO_ROOT / "examples" / "fraud-detector.yaml"
+console = Console(stderr=True)
 
 
-def say(message: str) -> None:
-    print(f"==> {message}", flush=True)
+def stage_table(stages: list[Stage]) -> Table:
+    table = Table(title="modelops demo: the model lifecycle", expand=True)
+    table.add_column("stage")
+    table.add_column("took", justify="right")
+    table.add_column("detail", overflow="fold")
+    for stage in stages:
+        if stage.seconds is not None:
+            mark, took = "[green]done[/]", f"{stage.seconds:5.1f}s"
+        elif stage.started is not None:
+            mark, took = "[yellow]...[/]", f"{time.monotonic() - stage.started:5.1f}s"
+        else:
+            mark, took = "[dim]waiting[/]", ""
+        table.add_row(f"{mark} {stage.name}", took, stage.detail)
+    return table
+
+
+def state_table(snapshot: Snapshot) -> Table:
+    status = snapshot.status
+    table = Table(show_header=False, expand=True)
+    table.add_column("what", style="bold")
+    table.add_column("now", overflow="fold")
+    table.add_row("phase", f"{status.get('phase', '-')}: {status.get('message', '')}")
+    table.add_row("traffic split", str(status.get("traffic", "-")))
+    canary = status.get("canary") or {}
+    if canary:
+        table.add_row(
+            "canary",
+            f"version {canary.get('version')} step {canary.get('step', 0) + 1} at "
+            f"{canary.get('traffic')}%"
+            + (f" (paused: {canary['pausedReason']})" if canary.get("pausedReason") else ""),
+        )
+    for metric in (status.get("analysis") or {}).get("metrics", []):
+        colour = {"Pass": "green", "Fail": "red"}.get(metric["verdict"], "yellow")
+        table.add_row(
+            f"  {metric['name']}",
+            Text(f"{metric['verdict']}: {metric.get('message', '')}", style=colour),
+        )
+    for rejected in status.get("rejectedVersions", []):
+        table.add_row("rejected", f"version {rejected.get('version')}: {rejected.get('reason')}")
+    for job in snapshot.jobs:
+        state = job.get("status") or {}
+        phase = (
+            "succeeded"
+            if state.get("succeeded")
+            else "failed"
+            if state.get("failed")
+            else "running"
+        )
+        table.add_row("retraining Job", f"{job['metadata']['name']}: {phase}")
+    traffic = snapshot.traffic
+    if traffic:
+        table.add_row(
+            "requests", f"{traffic.get('ok', 0)} answered, {traffic.get('failed', 0)} failed"
+        )
+    return table
+
+
+def summary(stages: list[Stage], started: float) -> Table:
+    table = Table(title="summary", expand=True)
+    table.add_column("stage")
+    table.add_column("took", justify="right")
+    for stage in stages:
+        table.add_row(
+            stage.name, f"{stage.seconds:.1f}s" if stage.seconds is not None else "missed"
+        )
+    table.add_row("[bold]whole scenario[/]", f"[bold]{time.monotonic() - started:.1f}s[/]")
+    return table
+
+
+def start_operator(state: dict[str, Any], logs: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KUBECONFIG": state["kubeconfig"]}
+    log = (logs / "operator.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelops.cli", "run", "--liveness", "none", "--metrics-port", "0",
+         "--registry-uri", state["mlflow"], "--prometheus-url", state["prometheus"]],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
-    parser.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR.parent / "demo")
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR.parent / "demo")
     args = parser.parse_args(argv)
-
-    say("control-plane binaries (built once from Go modules, then cached)")
-    binaries = ensure_binaries()
+    # Its own bridges and ranges, so the demo can run beside the tests or `modelops dev up`.
+    os.environ.setdefault("MODELOPS_BRIDGE_PREFIX", "mod")
+    os.environ.setdefault("MODELOPS_KSERVE_CIDR", "10.223.0.0/16")
+    os.environ.setdefault("MODELOPS_POD_CIDR", "10.225.0.0/16")
+    stack = Stack(args.dir)
+    stack.down()  # whatever a previous --keep run left behind
+    console.rule("local stack (the first run builds binaries and Python environments)")
     started = time.monotonic()
-    if (args.dir / "state.json").exists():
-        ControlPlane.load(args.dir).stop()  # a stack a previous `--keep` run left behind
-    shutil.rmtree(args.dir, ignore_errors=True)  # every demo starts from an empty cluster
-    plane = ControlPlane(args.dir)
-    plane.start(binaries, progress=True)
-    operator: subprocess.Popen[bytes] | None = None
-    try:
-        say("operator: modelops run")
-        log = (plane.logs / "operator.log").open("ab")
-        env = {**os.environ, "KUBECONFIG": str(plane.operator_kubeconfig)}
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "modelops.cli", "run", "--liveness", "none", "--metrics-port", "0"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        manifest = yaml.safe_load(EXAMPLE.read_text())
-        name = manifest["metadata"]["name"]
-        say(f"apply {EXAMPLE.relative_to(REPO_ROOT)}")
-        plane.request(
-            "POST", "/apis/modelops.io/v1alpha1/namespaces/default/modeldeployments", manifest
+    state = stack.up()
+    from modelops.devstack.control_plane import ControlPlane
+
+    plane = ControlPlane.load(Path(state["control_plane"]))
+    operator = start_operator(state, plane.logs)
+    stack.adopt("operator", operator.pid)
+    cluster = Cluster(plane, state["router"], state["mlflow"], state["prometheus"])
+    console.print(f"MLflow UI: {state['mlflow']}    Prometheus UI: {state['prometheus']}")
+    scenario_started = time.monotonic()
+    latest: list[Snapshot] = []
+    outcome = 0
+    with Live(console=console, refresh_per_second=4) as live:
+
+        def observe(snapshot: Snapshot) -> None:
+            latest[:] = [snapshot]
+            live.update(Group(stage_table(snapshot.stages), state_table(snapshot)))
+
+        scenario = Scenario(cluster, args.dir, observe)
+        try:
+            scenario.run()
+        except StageMissedError as missed:
+            outcome = 1
+            console.print(f"[red]FAILED[/]: {missed}")
+        except KeyboardInterrupt:
+            outcome = 130
+    console.print(summary(scenario.stages, scenario_started))
+    console.print(
+        f"stack start {scenario_started - started:.0f}s, scenario {time.monotonic() - scenario_started:.0f}s"
+    )
+    if args.keep:
+        console.print(f"export KUBECONFIG={state['kubeconfig']}")
+        console.print(f"MLflow UI: {state['mlflow']}    Prometheus UI: {state['prometheus']}")
+        console.print(
+            f"stop it all with: modelops dev down --dir {args.dir} (operator pid {operator.pid})"
         )
-        plane.wait_for(
-            f"/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}",
-            lambda found: bool(found),
-            what="the operator to write the InferenceService",
-        )
-        say(f"InferenceService written {time.monotonic() - started:.1f}s after start")
-        kubectl = [str(binaries.kubectl), "--kubeconfig", str(plane.kubeconfig)]
-        subprocess.run([*kubectl, "get", "modeldeployments,inferenceservices"], check=False)
-        subprocess.run([*kubectl, "get", "inferenceservice", name, "-o", "yaml"], check=False)
-        subprocess.run(
-            [*kubectl, "get", "events", "--field-selector", f"involvedObject.name={name}"],
-            check=False,
-        )
-        if args.keep:
-            say("the stack keeps running; explore it with:")
-            print(f"export KUBECONFIG={plane.kubeconfig}")
-            print(
-                f"stop it with: hack/control-plane down --dir {args.dir}  (operator pid {operator.pid})"
-            )
-            return 0
-    finally:
-        if not args.keep:
-            if operator is not None:
-                operator.terminate()
-                operator.wait(timeout=20)
-            plane.stop()
-            say("stopped everything the demo started")
-    return 0
+        return outcome
+    stack.down()  # the operator too (adopted)
+    console.print("stopped everything the demo started")
+    return outcome
 
 
 if __name__ == "__main__":

@@ -36,10 +36,16 @@ from modelops.devstack.servers import MlflowServer, Prometheus, stop_group
 DEFAULT_DIR = Path(
     os.environ.get("MODELOPS_DEV_DIR", Path.home() / ".cache" / "modelops" / "run" / "dev")
 )
-# Private ranges and bridge names the stack owns (override when they clash with the machine).
-KSERVE_CIDR = os.environ.get("MODELOPS_KSERVE_CIDR", "10.213.0.0/16")
-KUBELET_CIDR = os.environ.get("MODELOPS_POD_CIDR", "10.215.0.0/16")
-BRIDGE_PREFIX = os.environ.get("MODELOPS_BRIDGE_PREFIX", "mo")
+
+
+def network_settings() -> tuple[str, str, str]:
+    """(KServe sandbox range, pod range, bridge name prefix) the stack owns; override them
+    (MODELOPS_KSERVE_CIDR, MODELOPS_POD_CIDR, MODELOPS_BRIDGE_PREFIX) when they clash."""
+    return (
+        os.environ.get("MODELOPS_KSERVE_CIDR", "10.213.0.0/16"),
+        os.environ.get("MODELOPS_POD_CIDR", "10.215.0.0/16"),
+        os.environ.get("MODELOPS_BRIDGE_PREFIX", "mo"),
+    )
 
 
 def say(message: str, started: float) -> None:
@@ -71,6 +77,7 @@ class Stack:
         ensure_kserve()
         say("python environments of the model-server images (a first run installs them)", started)
         ensure_all()
+        kserve_cidr, pod_cidr, prefix = network_settings()
         plane = ControlPlane(self.directory / "control-plane")
         plane.start(binaries)
         self._record(
@@ -85,8 +92,8 @@ class Stack:
             plane,
             PodNetwork(
                 self.directory / "kserve-network",
-                cidr=KSERVE_CIDR,
-                bridge=f"{BRIDGE_PREFIX}kserve0",
+                cidr=kserve_cidr,
+                bridge=f"{prefix}kserve0",
             ),
         )
         kserve.start()
@@ -98,8 +105,8 @@ class Stack:
         logs = plane.logs
         kubelet = subprocess.Popen(
             [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(plane.kubeconfig),
-             "--node", "modelops-local", "--state", str(self.directory / "kubelet"), "--cidr", KUBELET_CIDR,
-             "--bridge", f"{BRIDGE_PREFIX}kubelet0"],
+             "--node", "modelops-local", "--state", str(self.directory / "kubelet"), "--cidr", pod_cidr,
+             "--bridge", f"{prefix}kubelet0"],
             stdout=(logs / "kubelet.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         processes["kubelet"] = kubelet.pid
@@ -142,6 +149,11 @@ class Stack:
         self._record(processes=processes, prometheus=prometheus.url)
         say(f"prometheus at {prometheus.url}", started)
         return self.state()
+
+    def adopt(self, name: str, pid: int) -> None:
+        """Record a process the caller started (the demo's operator), so `down` stops it."""
+        processes = {**self.state().get("processes", {}), name: pid}
+        self._record(processes=processes)
 
     def down(self) -> None:
         state = self.state()
