@@ -1,5 +1,5 @@
 """Register the demo's bad version of `wine`: a real classifier with a real bug, it refuses
-every input whose alcohol content is above 13.5% (about a quarter of the wine data set).
+every input whose alcohol content is above 13.5% (31% of the wine data set).
 
     python bad_version.py   (MLFLOW_TRACKING_URI and MODEL_NAME from the environment)
 

@@ -23,6 +23,18 @@ pytestmark = [
 ]
 
 
+def process_command_lines() -> list[str]:
+    """Command lines of the machine's processes (from /proc)."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines
+
+
 @pytest.mark.timeout(1500)
 def test_the_whole_lifecycle_closes_the_loop_by_itself(
     control_plane: ControlPlane,
@@ -64,5 +76,8 @@ def test_the_whole_lifecycle_closes_the_loop_by_itself(
     # Traffic flowed the whole time; only the bad canary's share failed.
     traffic = scenario.traffic_stats()
     assert traffic["ok"] > 100 and traffic["failed"] < traffic["ok"]
-    # Nothing the scenario started is left running.
+    # Nothing the scenario started is left running: the traffic generator has exited, and
+    # deleting the deployment removes its InferenceService, model server and Job pods.
     assert scenario.traffic is not None and scenario.traffic.poll() is not None
+    scenario.remove()
+    assert not [p for p in process_command_lines() if "traffic.py" in p and str(tmp_path) in p]

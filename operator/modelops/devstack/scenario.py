@@ -1,7 +1,7 @@
 """The model lifecycle scenario of `make demo` and of the closed-loop test (one code path).
 
 v1 of a wine classifier is trained by the example trainer and served; steady traffic flows; a
-bad v2 (it refuses a quarter of its inputs) is registered and the alias moved; the canary
+bad v2 (it refuses the 31% of wine inputs with alcohol above 13.5%) is registered and the alias moved; the canary
 analysis rolls it back; the rollback fires retraining; the example trainer's Job registers a
 validated v3, which is rolled out and promoted, and the alias `champion` ends on it. Each
 stage has a deadline; a missed one raises StageMissedError naming it.
@@ -279,6 +279,21 @@ class Scenario:
             )
 
         self._wait(stage, promoted)
+
+    def remove(self, deadline: float = 120) -> None:
+        """Delete the deployment and wait until the garbage collector and the kubelet have
+        removed everything it owned: InferenceService, predictor and Job pods, Jobs."""
+        self.cluster.plane.request("DELETE", self._md_path(self.name))
+        pods = f"/api/v1/namespaces/{self.cluster.namespace}/pods?labelSelector=modelops.io/deployment%3D{self.name}"
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            left = self.cluster.plane.request("GET", pods).get("items", []) + self.jobs()
+            if not left:
+                return
+            time.sleep(1)
+        raise StageMissedError(
+            "remove the deployment and everything it owned", deadline, f"{len(left)} objects left"
+        )
 
     def stop_traffic(self) -> None:
         if self.traffic is not None and self.traffic.poll() is None:
