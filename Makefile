@@ -43,7 +43,7 @@ typecheck: venv
 imports: venv
 	$(VENV)/bin/lint-imports
 
-unit: venv
+unit: venv packages
 	$(PY) -m pytest tests/unit
 
 integration: venv packages binaries
