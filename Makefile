@@ -51,6 +51,7 @@ integration: venv packages binaries
 
 crds: venv
 	$(PY) -m modelops.api.crd > $(CRD)
+	$(PY) -m modelops.api.crd --chart > charts/modelops/templates/crds.yaml
 
 control-plane-up: venv binaries
 	hack/control-plane up

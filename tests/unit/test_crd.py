@@ -5,7 +5,7 @@ from typing import Any
 
 import yaml
 
-from modelops.api.crd import model_deployment_crd, render_crd_yaml
+from modelops.api.crd import model_deployment_crd, render_chart_crd_template, render_crd_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "crds" / "modeldeployments.modelops.io.yaml"
@@ -30,6 +30,13 @@ def schema() -> dict[str, Any]:
 def test_committed_crd_matches_the_models() -> None:
     assert COMMITTED.read_text() == render_crd_yaml(), (
         "crds/ is out of date with modelops.api: run `make crds` and commit the result"
+    )
+
+
+def test_the_charts_crd_template_matches_the_models() -> None:
+    committed = REPO / "charts" / "modelops" / "templates" / "crds.yaml"
+    assert committed.read_text() == render_chart_crd_template(), (
+        "charts/modelops/templates/crds.yaml is out of date: run `make crds` and commit the result"
     )
 
 

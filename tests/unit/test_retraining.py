@@ -14,10 +14,10 @@ from modelops.core.retraining import (
     Reading,
     RetrainingDecision,
     backoff,
-    job_state,
     plan,
     trigger_queries,
 )
+from modelops.core.retraining_job import job_state
 from tests.unit.factories import deployment_body
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

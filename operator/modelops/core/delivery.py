@@ -22,7 +22,8 @@ from modelops.core.progressive import (
     registry_writes,
     traffic_summary,
 )
-from modelops.core.retraining import JobState, Reading, plan
+from modelops.core.retraining import Reading, plan
+from modelops.core.retraining_job import JobState
 from modelops.core.rollout import progress
 from modelops.core.rollout_state import requests_from
 from modelops.core.traffic import honoured

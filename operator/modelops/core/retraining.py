@@ -9,8 +9,6 @@ exponentially, capped.
 
 from __future__ import annotations
 
-import copy
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,19 +19,14 @@ from modelops.api.resource import ModelDeployment
 from modelops.api.status import RetrainingRun, RetrainingStatus
 from modelops.core.cron import CronError, next_after, parse
 from modelops.core.durations import parse_duration
-from modelops.core.inference_service import DEPLOYMENT_LABEL, MANAGED_BY, owner_reference
-from modelops.core.labels import label_value
 from modelops.core.promql import TemplateError, render
+from modelops.core.retraining_job import JobState, job_name, retraining_job
 
 TRIGGER_ID_TAG = "modelops.io/trigger-id"
-TRIGGER_LABEL = "modelops.io/trigger"
 DEFAULT_DRIFT_METRIC = "modelops_drift_psi"
-DEFAULT_TTL_SECONDS = 86400
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=1)
 HISTORY = 10
-
-JobState = Literal["Missing", "Running", "Succeeded", "Failed"]
 
 
 @dataclass(frozen=True)
@@ -139,11 +132,6 @@ def backoff(failures: int) -> timedelta:
         return timedelta(0)
     wait: timedelta = BACKOFF_BASE * (2 ** min(failures - 1, 20))
     return min(BACKOFF_CAP, wait)
-
-
-def job_name(deployment: ModelDeployment, trigger_id: str) -> str:
-    digest = hashlib.sha256(f"{deployment.metadata.uid}/{trigger_id}".encode()).hexdigest()[:8]
-    return f"{deployment.metadata.name}-retrain-{digest}"
 
 
 def _gate(spec: RetrainingSpec, status: RetrainingStatus, now: datetime) -> str | None:
@@ -372,80 +360,3 @@ def _evaluate(
     evaluation.update["breaches"] = evaluation.breaches
     new_status = status.model_copy(update=evaluation.update)
     return _Fired(new_status, *chosen) if chosen else _Fired(new_status)
-
-
-def retraining_job(
-    deployment: ModelDeployment, run: RetrainingRun, tracking_uri: str | None = None
-) -> dict[str, Any]:
-    """The batch/v1 Job for a firing, from spec.retraining.jobTemplate, with modelops'
-    environment in every container (the template's own values for the same names win only
-    for MLFLOW_TRACKING_URI)."""
-    spec = deployment.spec.retraining
-    assert spec is not None
-    template = copy.deepcopy(spec.job_template.spec)
-    metadata = copy.deepcopy(spec.job_template.metadata or {})
-    stable = deployment.status.stable
-    labels = {
-        **(metadata.get("labels") or {}),
-        MANAGED_BY: "modelops",
-        DEPLOYMENT_LABEL: deployment.metadata.name,
-        TRIGGER_LABEL: label_value(run.trigger_id),
-    }
-    registry = deployment.spec.model.registry
-    environment = {
-        "MODELOPS_DEPLOYMENT": deployment.metadata.name,
-        "MODELOPS_NAMESPACE": deployment.metadata.namespace,
-        "MODEL_NAME": deployment.spec.model.name,
-        "MODEL_VERSION": (stable.version if stable else None) or "",
-        "MODELOPS_TRIGGER": run.reason,
-        "MODELOPS_TRIGGER_ID": run.trigger_id,
-    }
-    if spec.candidate is not None and spec.candidate.alias:
-        environment["MODELOPS_CANDIDATE_ALIAS"] = spec.candidate.alias
-    tracking = (registry.tracking_uri if registry else None) or tracking_uri
-    pod = template.setdefault("template", {})
-    pod_metadata = pod.setdefault("metadata", {})
-    pod_metadata["labels"] = {
-        **(pod_metadata.get("labels") or {}),
-        MANAGED_BY: "modelops",
-        DEPLOYMENT_LABEL: deployment.metadata.name,
-    }
-    pod_spec = pod.setdefault("spec", {})
-    pod_spec.setdefault("restartPolicy", "Never")
-    for kind in ("initContainers", "containers"):
-        for container in pod_spec.get(kind) or []:
-            env = [e for e in container.get("env") or [] if e.get("name") not in environment]
-            names = {e.get("name") for e in env}
-            extra = [{"name": k, "value": v} for k, v in environment.items()]
-            if tracking and "MLFLOW_TRACKING_URI" not in names:
-                extra.append({"name": "MLFLOW_TRACKING_URI", "value": tracking})
-            container["env"] = env + extra
-    template.setdefault("ttlSecondsAfterFinished", DEFAULT_TTL_SECONDS)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": run.job,
-            "namespace": deployment.metadata.namespace,
-            "labels": labels,
-            "annotations": {
-                **(metadata.get("annotations") or {}),
-                "modelops.io/trigger": run.reason[:1000],
-            },
-            "ownerReferences": [owner_reference(deployment)],
-        },
-        "spec": template,
-    }
-
-
-def job_state(job: Mapping[str, Any] | None) -> JobState:
-    if job is None:
-        return "Missing"
-    for item in (job.get("status") or {}).get("conditions") or []:
-        if item.get("status") != "True":
-            continue
-        if item.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return "Succeeded"
-        if item.get("type") in ("Failed", "FailureTarget"):
-            return "Failed"
-    return "Running"

@@ -18,6 +18,7 @@ from pathlib import Path
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "v3.6.14")
 KUBERNETES_VERSION = os.environ.get("KUBERNETES_VERSION", "v1.35.4")
 KSERVE_VERSION = os.environ.get("KSERVE_VERSION", "v0.20.0")
+HELM_VERSION = os.environ.get("HELM_VERSION", "v3.22.0")
 CACHE_ROOT = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries"
@@ -91,6 +92,7 @@ def build(component: str) -> None:
         "ETCD_VERSION": ETCD_VERSION,
         "KUBERNETES_VERSION": KUBERNETES_VERSION,
         "KSERVE_VERSION": KSERVE_VERSION,
+        "HELM_VERSION": HELM_VERSION,
     }
     env["MODELOPS_CACHE"] = str(CACHE_ROOT)
     subprocess.run([str(BUILD_SCRIPT), component], check=True, env=env, stdout=sys.stderr)
@@ -129,8 +131,17 @@ def ensure_kserve() -> Path:
     return home
 
 
+def ensure_helm() -> Path:
+    """helm, built from its Go module (helm.sh/helm/v3/cmd/helm) once and cached."""
+    binary = CACHE_ROOT / "bin" / f"helm-{HELM_VERSION}" / "helm"
+    if not binary.is_file():
+        build("helm")
+    return binary
+
+
 if __name__ == "__main__":
     print(f"kserve: {ensure_kserve()}")
+    print(f"helm: {ensure_helm()}")
     binaries = ensure_binaries()
     for field, value in vars(binaries).items():
         print(f"{field}: {value}")

@@ -29,25 +29,16 @@ from modelops.api.resource import (
 )
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.decision import Decision, EventIntent, Problem
-from modelops.core.delivery import RetrainingInputs
 from modelops.core.patches import content_hash, merge_patch
 from modelops.core.progressive import (
     after_registry_writes,
     analysis_round,
     candidate_view,
-    trigger_values,
     uses_rollout,
     wake_due,
 )
 from modelops.core.reconcile import decide, refused_decision
-from modelops.core.registry import RegistryFailure
-from modelops.core.retraining import (
-    JobState,
-    job_state,
-    readings_due,
-    retraining_due,
-    trigger_queries,
-)
+from modelops.core.retraining import retraining_due
 from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.metrics import (
     API_WRITES,
@@ -60,11 +51,11 @@ from modelops.handlers.metrics import (
     VERSION_INFO,
 )
 from modelops.handlers.registry import RegistryResolver
+from modelops.handlers.retraining import JobLookup, RetrainingLoop
 
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
 InferenceServiceLookup = Callable[[Key], Mapping[str, Any] | None]
-JobLookup = Callable[[Key], Mapping[str, Any] | None]
 
 logger = logging.getLogger("modelops.reconciler")
 
@@ -112,9 +103,7 @@ class Reconciler:
         self._analysis = analysis or AnalysisRunner(api)
         self._routes: dict[Key, Mapping[str, Any]] = {}
         self._refused: dict[Key, tuple[str, Problem]] = {}
-        self._jobs: JobLookup = lambda _: None
-        self._created_jobs: set[Key] = set()
-        self._refused_jobs: set[Key] = set()
+        self._retraining = RetrainingLoop(api, self._resolver, self._analysis)
         self._exported: dict[Key, set[tuple[str, str]]] = {}
         self._lookup: InferenceServiceLookup | None = None
         self._models: dict[Key, tuple[str, ModelDeployment]] = {}
@@ -132,6 +121,7 @@ class Reconciler:
         self._api = api
         self._resolver.use_api(api)
         self._analysis.use_api(api)
+        self._retraining.use_api(api)
 
     # ---- watch input -------------------------------------------------------------------
 
@@ -179,7 +169,7 @@ class Reconciler:
     ) -> None:
         self._lookup = inference_services
         if jobs is not None:
-            self._jobs = jobs
+            self._retraining.jobs = jobs
         if self._poller is None:
             self._poller = asyncio.get_running_loop().create_task(self._poll_registry())
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -222,7 +212,7 @@ class Reconciler:
             now = self._clock()
         retraining = None
         if deployment.spec.retraining is not None:
-            retraining = await self._retraining_inputs(deployment, observed, now)
+            retraining = await self._retraining.inputs(deployment, observed, now)
         decision = decide(deployment, observed, now, registry, measurements, retraining)
         refused = self._refused.get(key)
         wanted = decision.inference_service
@@ -259,7 +249,7 @@ class Reconciler:
         if decision.registry_writes:
             await self._write_registry(key, deployment, decision)
         if decision.job is not None:
-            await self._ensure_job(key, decision.job)
+            await self._retraining.ensure_job(key, decision.job)
         for result in decision.retraining_results:
             RETRAININGS.labels(result).inc()
         for event in decision.events:
@@ -270,59 +260,6 @@ class Reconciler:
                 ROLLBACKS.inc()
         self._export(key, decision.status)
         return outcome
-
-    async def _retraining_inputs(
-        self, deployment: ModelDeployment, observed: Mapping[str, Any] | None, now: datetime
-    ) -> RetrainingInputs:
-        spec = deployment.spec.retraining
-        assert spec is not None
-        state = deployment.status.retraining
-        job: JobState | None = None
-        candidate = None
-        if state is not None and state.phase == "Running" and state.current is not None:
-            job_key = (deployment.metadata.namespace, state.current.job)
-            job = "Failed" if job_key in self._refused_jobs else job_state(self._jobs(job_key))
-            if job == "Succeeded":
-                alias = spec.candidate.alias if spec.candidate else None
-                found = await self._resolver.find_candidate(
-                    deployment, state.current.trigger_id, alias
-                )
-                if isinstance(found, RegistryFailure):
-                    logger.warning("Candidate lookup: %s; asking again", found.message)
-                    job = "Running"
-                else:
-                    candidate = found
-        readings = None
-        if readings_due(deployment, now):
-            queries = trigger_queries(deployment, trigger_values(deployment, observed))
-            readings = await self._analysis.readings(deployment, queries)
-        return RetrainingInputs(
-            readings=readings,
-            job=job,
-            candidate=candidate,
-            tracking_uri=self._resolver.default_tracking_uri,
-        )
-
-    async def _ensure_job(self, key: Key, job: Mapping[str, Any]) -> None:
-        """Create the retraining Job unless it exists (its name is the firing's, so a second
-        create for the same firing is refused by the API server with 409)."""
-        job_key = (key[0], job["metadata"]["name"])
-        if self._jobs(job_key) is not None or job_key in self._created_jobs:
-            return
-        try:
-            await self._api.request("POST", f"/apis/batch/v1/namespaces/{key[0]}/jobs", body=job)
-        except ApiError as error:
-            if error.status == 409:
-                self._created_jobs.add(job_key)
-                return
-            if error.status not in (400, 422):
-                raise  # 403 (RBAC, an exhausted quota) and 5xx: the reconcile is retried
-            logger.error("Retraining Job %s/%s refused: %s", *job_key, error.message)
-            self._refused_jobs.add(job_key)
-            return
-        API_WRITES.labels("jobs").inc()
-        self._created_jobs.add(job_key)
-        logger.info("Created retraining Job %s/%s", *job_key)
 
     async def _apply_route(self, key: Key, route: Mapping[str, Any]) -> None:
         if self._routes.get(key) == route:

@@ -1,0 +1,91 @@
+"""The retraining loop's I/O for the reconciler: the state of the current Job, the candidate
+it registered, trigger readings, and the Job's creation (once per firing)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from modelops.adapters.kubernetes import ApiError, KubernetesApi
+from modelops.api.resource import ModelDeployment
+from modelops.core.delivery import RetrainingInputs
+from modelops.core.progressive import trigger_values
+from modelops.core.registry import RegistryFailure
+from modelops.core.retraining import readings_due, trigger_queries
+from modelops.core.retraining_job import JobState, job_state
+from modelops.handlers.analysis import AnalysisRunner
+from modelops.handlers.metrics import API_WRITES
+from modelops.handlers.registry import RegistryResolver
+
+logger = logging.getLogger("modelops.retraining")
+
+Key = tuple[str, str]
+JobLookup = Callable[[Key], Mapping[str, Any] | None]
+
+
+class RetrainingLoop:
+    def __init__(
+        self, api: KubernetesApi, resolver: RegistryResolver, analysis: AnalysisRunner
+    ) -> None:
+        self._api, self._resolver, self._analysis = api, resolver, analysis
+        self.jobs: JobLookup = lambda _: None
+        self._created: set[Key] = set()
+        self._refused: set[Key] = set()
+
+    def use_api(self, api: KubernetesApi) -> None:
+        self._api = api
+
+    async def inputs(
+        self, deployment: ModelDeployment, observed: Mapping[str, Any] | None, now: datetime
+    ) -> RetrainingInputs:
+        spec = deployment.spec.retraining
+        assert spec is not None
+        state = deployment.status.retraining
+        job: JobState | None = None
+        candidate = None
+        if state is not None and state.phase == "Running" and state.current is not None:
+            job_key = (deployment.metadata.namespace, state.current.job)
+            job = "Failed" if job_key in self._refused else job_state(self.jobs(job_key))
+            if job == "Succeeded":
+                alias = spec.candidate.alias if spec.candidate else None
+                found = await self._resolver.find_candidate(
+                    deployment, state.current.trigger_id, alias
+                )
+                if isinstance(found, RegistryFailure):
+                    logger.warning("Candidate lookup: %s; asking again", found.message)
+                    job = "Running"
+                else:
+                    candidate = found
+        readings = None
+        if readings_due(deployment, now):
+            queries = trigger_queries(deployment, trigger_values(deployment, observed))
+            readings = await self._analysis.readings(deployment, queries)
+        return RetrainingInputs(
+            readings=readings,
+            job=job,
+            candidate=candidate,
+            tracking_uri=self._resolver.default_tracking_uri,
+        )
+
+    async def ensure_job(self, key: Key, job: Mapping[str, Any]) -> None:
+        """Create the retraining Job unless it exists (its name is the firing's, so a second
+        create for the same firing is refused by the API server with 409)."""
+        job_key = (key[0], job["metadata"]["name"])
+        if self.jobs(job_key) is not None or job_key in self._created:
+            return
+        try:
+            await self._api.request("POST", f"/apis/batch/v1/namespaces/{key[0]}/jobs", body=job)
+        except ApiError as error:
+            if error.status == 409:
+                self._created.add(job_key)
+                return
+            if error.status not in (400, 422):
+                raise  # 403 (RBAC, an exhausted quota) and 5xx: the reconcile is retried
+            logger.error("Retraining Job %s/%s refused: %s", *job_key, error.message)
+            self._refused.add(job_key)
+            return
+        API_WRITES.labels("jobs").inc()
+        self._created.add(job_key)
+        logger.info("Created retraining Job %s/%s", *job_key)

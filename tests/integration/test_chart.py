@@ -1,0 +1,128 @@
+"""The Helm chart (charts/modelops) with helm built from its Go module: lint, render every
+ci/ values set, least-privilege RBAC, restricted pod security, clear schema errors, and every
+rendered object accepted by the real API server (server-side dry run)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelops.devstack.binaries import REPO_ROOT, ensure_binaries, ensure_helm
+from modelops.devstack.control_plane import ControlPlane
+
+CHART = REPO_ROOT / "charts" / "modelops"
+VALUE_SETS = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return ensure_helm()
+
+
+def render(helm: Path, *args: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [str(helm), "template", "modelops", str(CHART), "--namespace", "modelops-system", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def kinds(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        found.setdefault(obj["kind"], []).append(obj)
+    return found
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)
+def test_helm_lint_passes_for_every_values_set(helm: Path, values: Path) -> None:
+    result = subprocess.run([str(helm), "lint", "--strict", str(CHART), "-f", str(values)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_default_install_is_cluster_wide_least_privilege_and_restricted(helm: Path) -> None:
+    found = kinds(render(helm))
+    [role] = found["ClusterRole"]
+    verbs = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
+             for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+    assert verbs[("modelops.io", "modeldeployments/status")] == {"get", "patch"}
+    assert verbs[("", "secrets")] == {"get"}  # never list or watch Secrets
+    assert verbs[("serving.kserve.io", "inferenceservices")] == {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+    }
+    assert all("*" not in v and "delete" not in v for v in verbs.values())
+    [crd] = found["CustomResourceDefinition"]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    committed = yaml.safe_load(
+        (REPO_ROOT / "crds" / "modeldeployments.modelops.io.yaml").read_text()
+    )
+    assert crd["spec"] == committed["spec"]  # the same CRD as crds/, braces and all
+    [deployment] = found["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert (
+        security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
+    )
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_watching_namespaces_grants_roles_there_only(helm: Path) -> None:
+    found = kinds(render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml")))
+    assert "ClusterRole" not in found and "ClusterRoleBinding" not in found
+    assert sorted(r["metadata"]["namespace"] for r in found["Role"]) == ["models", "staging-models"]
+    args = found["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=models" in args and "--namespace=staging-models" in args
+
+
+def test_crds_can_be_left_out_and_metrics_scraped_by_a_service_monitor(helm: Path) -> None:
+    found = kinds(render(helm, "-f", str(CHART / "ci" / "no-crds-values.yaml")))
+    assert "CustomResourceDefinition" not in found
+    assert found["ServiceMonitor"][0]["spec"]["endpoints"][0]["interval"] == "15s"
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    ("metrics.port=80", "metrics.port"),
+    ("logFormat=xml", "logFormat"),
+    ("registry.trackingUri=mlflow:5000", "registry.trackingUri"),
+    ("watchNamespaces[0]=Bad_Name", "watchNamespaces"),
+    ("replicas=3", "replicas"),
+])  # fmt: skip
+def test_bad_values_fail_at_install_naming_the_field(helm: Path, setting: str, says: str) -> None:
+    result = subprocess.run([str(helm), "template", "modelops", str(CHART), "--set", setting],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode != 0 and says in result.stderr, result.stderr
+
+
+def test_every_rendered_object_is_accepted_by_the_api_server(
+    helm: Path, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    objects = render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml"))
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    kubectl = ensure_binaries().kubectl
+    namespaces = ["modelops-system", "models", "staging-models"]
+    for name in namespaces:
+        subprocess.run([str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "create",
+                        "namespace", name], capture_output=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "apply", "--server-side",
+         "--dry-run=server", "-f", str(manifest)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(objects)
