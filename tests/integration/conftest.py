@@ -223,6 +223,19 @@ def prometheus(
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def serving_cluster(
+    kserve: KServeController,
+    kubelet: Path,
+    router: str,
+    mlflow_server: MlflowServer,
+    prometheus: Prometheus,
+) -> str:
+    """Everything a served model needs (KServe, kubelet, router, MLflow, Prometheus); the
+    router's URL."""
+    return router
+
+
 class Operator:
     """`modelops run` as a subprocess, with the operator's own credentials."""
 

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 
 from modelops.devstack.environments import MODELS
-from modelops.devstack.kserve import INGRESS_DOMAIN, KServeController
+from modelops.devstack.kserve import INGRESS_DOMAIN
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 
@@ -31,15 +31,8 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    kserve: KServeController,
-    kubelet: Path,
-    router: str,
-    mlflow_server: MlflowServer,
-    prometheus: Prometheus,
-) -> str:
-    """Everything a served model needs; yields the router's URL."""
-    return router
+def cluster(serving_cluster: str) -> str:
+    return serving_cluster
 
 
 def train(mlflow: MlflowServer, name: str, kind: str, folder: Path) -> dict[str, str]:

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from mlflow import MlflowClient
 
 from modelops.devstack.environments import MODELS
 from modelops.devstack.images import TRAINER_SCRIPT
-from modelops.devstack.kserve import KServeController
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
 
@@ -30,14 +28,8 @@ TRAINER = {"name": "train", "image": "ghcr.io/modelops/trainer:0.1.0"}
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    kserve: KServeController,
-    kubelet: Path,
-    router: str,
-    mlflow_server: MlflowServer,
-    prometheus: Prometheus,
-) -> str:
-    return router
+def cluster(serving_cluster: str) -> str:
+    return serving_cluster
 
 
 def first_version(mlflow: MlflowServer, name: str) -> str:

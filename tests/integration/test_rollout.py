@@ -23,7 +23,6 @@ from kubernetes import client
 from mlflow import MlflowClient
 
 from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.kserve import KServeController
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.test_model_serving import train
@@ -41,14 +40,8 @@ INTERVAL = 5
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    kserve: KServeController,
-    kubelet: Path,
-    router: str,
-    mlflow_server: MlflowServer,
-    prometheus: Prometheus,
-) -> str:
-    return router
+def cluster(serving_cluster: str) -> str:
+    return serving_cluster
 
 
 class Traffic:

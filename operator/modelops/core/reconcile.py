@@ -30,6 +30,7 @@ from modelops.core.inference_service import (
     ServedModel,
     desired_inference_service,
     inference_service_name,
+    served_version,
 )
 from modelops.core.patches import owned_fields_match
 from modelops.core.progressive import candidate_view, uses_rollout
@@ -259,17 +260,7 @@ def decide(
     if ready:
         phase = "Healthy"
         if not _serves(stable, served):
-            stable = ServedVersion(
-                version=served.version,
-                storage_uri=served.storage_uri,
-                model_format=served.model_format,
-                run_id=served.run_id,
-                source=served.source,
-                model_format_rule=served.model_format_rule,
-                storage_rule=served.storage_rule,
-                data_version=served.data_version,
-                promoted_at=now,
-            )
+            stable = served_version(served).model_copy(update={"promoted_at": now})
             history.append(
                 HistoryEntry(
                     version=served.version,
