@@ -161,6 +161,9 @@ def run_operator(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
     namespaces = list(dict.fromkeys(args.namespaces))
+    # Namespace globs need kopf's namespace scanning (list/watch namespaces); exact names and
+    # cluster-wide watching do not (handlers/registration.py turns scanning off then).
+    os.environ["MODELOPS_SCANNING"] = "1" if any(set("*?[!") & set(n) for n in namespaces) else ""
     liveness = None if args.liveness in ("", "none") else args.liveness
     kopf.run(
         clusterwide=not namespaces,

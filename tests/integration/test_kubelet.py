@@ -4,6 +4,7 @@ them as processes in their own network namespaces, and the real controllers reac
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -171,3 +172,59 @@ def test_volumes_appear_at_their_mount_paths_and_nothing_lands_on_the_host(
     assert core.read_namespaced_pod("volumes", namespace).status.phase == "Succeeded"
     assert not Path("/mnt/models").exists()
     assert not Path("/etc/modelops-test").exists()
+
+
+IN_CLUSTER_CLIENT = """
+import json, os, ssl, urllib.error, urllib.request
+folder = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(folder + "/token").read()
+namespace = open(folder + "/namespace").read()
+context = ssl.create_default_context(cafile=folder + "/ca.crt")
+base = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
+def get(path):
+    request = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+request = urllib.request.Request(base + "/apis/authentication.k8s.io/v1/selfsubjectreviews", method="POST",
+    data=json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode(),
+    headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+with urllib.request.urlopen(request, context=context, timeout=10) as response:
+    who = json.load(response)["status"]["userInfo"]["username"]
+denied, _ = get("/api/v1/namespaces/kube-system/secrets")
+print(json.dumps({"user": who, "namespace": namespace, "secrets": denied}))
+"""
+
+
+def test_a_pod_reaches_the_api_server_as_its_service_account(
+    kubelet: Path, api_client: client.ApiClient, core: client.CoreV1Api, namespace: str
+) -> None:
+    """What in-cluster clients rely on: KUBERNETES_SERVICE_HOST/PORT, the projected token,
+    CA and namespace at /var/run/secrets/kubernetes.io/serviceaccount, TLS verified."""
+    service_account_ready(core, namespace)
+    batch = client.BatchV1Api(api_client)
+    body = job("in-cluster", IN_CLUSTER_CLIENT)
+    # An emptyDir at /tmp (as the chart's pod has) must not hide the token's host folder.
+    pod = body["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    batch.create_namespaced_job(namespace, body)
+    wait_for(
+        lambda: (
+            job_condition(batch, namespace, "in-cluster", "Complete")
+            or job_condition(batch, namespace, "in-cluster", "Failed")
+        ),
+        timeout=90,
+        what="the in-cluster client Job to finish",
+    )
+    pod = job_pod(core, namespace, "in-cluster")
+    [log] = kubelet.glob(f"pods/{namespace}_{pod.metadata.name}_*/main.log")
+    assert pod.status.phase == "Succeeded", log.read_text()
+    result = json.loads(log.read_text().strip().splitlines()[-1])
+    assert result == {
+        "user": f"system:serviceaccount:{namespace}:default",
+        "namespace": namespace,
+        "secrets": 403,
+    }

@@ -95,7 +95,8 @@ def condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def create(custom: client.CustomObjectsApi, namespace: str, name: str, tracking_uri: str,
-           prometheus_url: str, metrics: list[dict[str, Any]], **analysis: Any) -> dict[str, Any]:  # fmt: skip
+           prometheus_url: str | None, metrics: list[dict[str, Any]], **analysis: Any) -> dict[str, Any]:  # fmt: skip
+    """A ModelDeployment following alias champion; prometheus_url None: the operator's own."""
     body = {
         "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
         "spec": {
@@ -105,7 +106,7 @@ def create(custom: client.CustomObjectsApi, namespace: str, name: str, tracking_
                         "httpRoute": {"hostnames": [f"{name}.{namespace}.test"]}},
             "rollout": {"strategy": "Canary", "promoteAlias": "production",
                         "steps": [{"traffic": 30, "duration": "15s"}, {"traffic": 60, "duration": "15s"}]},
-            "analysis": {"prometheus": {"url": prometheus_url}, "interval": f"{INTERVAL}s",
+            "analysis": {**({"prometheus": {"url": prometheus_url}} if prometheus_url else {}), "interval": f"{INTERVAL}s",
                          "failureLimit": 1, "inconclusiveLimit": 2, "consecutiveErrorLimit": 1,
                          "metrics": metrics, **analysis},
         },

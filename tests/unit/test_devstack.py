@@ -14,7 +14,12 @@ import pytest
 import yaml
 
 from modelops.devstack.environments import MODELS, Environment
-from modelops.devstack.images import STORAGE_ENTRYPOINT, Unrunnable, local_command
+from modelops.devstack.images import (
+    STORAGE_ENTRYPOINT,
+    Unrunnable,
+    container_argv,
+    local_command,
+)
 from modelops.devstack.pod_discovery import target_groups
 from modelops.devstack.router import Routes, _host_matches, _path_matches
 from modelops.devstack.servers import prometheus_config
@@ -35,6 +40,17 @@ def test_python_images_run_their_command_with_this_interpreter() -> None:
         [sys.executable, "-c", "print(1)"],
         {},
     )
+
+
+def test_args_alone_follow_the_image_entrypoint_and_a_command_replaces_it() -> None:
+    operator = "ghcr.io/modelops/modelops:0.1.0"
+    assert container_argv(operator, [], ["run", "--log-format=json"]) == [
+        "modelops", "run", "--log-format=json"]  # fmt: skip
+    assert container_argv(operator, ["python", "-m", "x"], ["y"]) == ["python", "-m", "x", "y"]
+    assert container_argv(operator, [], []) == []  # the image's own CMD
+    assert local_command(operator, container_argv(operator, [], ["run"]), {}) == (
+        [sys.executable, "-m", "modelops.cli", "run"], {})  # fmt: skip
+    assert container_argv("quay.io/acme/x:1", [], ["a"]) == ["a"]
 
 
 def test_an_unknown_image_or_a_python_image_without_a_command_cannot_run() -> None:

@@ -30,6 +30,8 @@ class LocalImage:
     translate: Callable[[list[str], dict[str, str]], list[str] | None]
     env: dict[str, str] = field(default_factory=dict)
     needs: Environment | None = None
+    # The image's ENTRYPOINT: a container that gives only `args` runs it with them.
+    entrypoint: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,23 +95,35 @@ IMAGES: dict[str, LocalImage] = {
     ),
     "kserve/storage-initializer:": LocalImage(_storage_initializer, needs=STORAGE),
     # This project's own image: the operator, and its MLflow storage initializer.
-    OPERATOR_IMAGE: LocalImage(_operator),
+    OPERATOR_IMAGE: LocalImage(_operator, entrypoint=("modelops",)),
     # The example trainer (examples/retrain): MLflow and scikit-learn, like the models env.
-    TRAINER_IMAGE: LocalImage(_trainer, needs=MODELS),
+    TRAINER_IMAGE: LocalImage(_trainer, needs=MODELS, entrypoint=("python", "/app/train.py")),
 }
+
+
+def _local_image(image: str) -> LocalImage | None:
+    matches = [prefix for prefix in IMAGES if image.startswith(prefix)]
+    return IMAGES[max(matches, key=len)] if matches else None
+
+
+def container_argv(image: str, command: list[str], args: list[str]) -> list[str]:
+    """Docker's rule: `command` replaces the ENTRYPOINT; `args` alone follow it."""
+    local = _local_image(image)
+    if command or local is None or not args:
+        return [*command, *args]
+    return [*local.entrypoint, *args]
 
 
 def local_command(
     image: str, argv: list[str], env: dict[str, str]
 ) -> tuple[list[str], dict[str, str]] | Unrunnable:
     """The local command line and environment for a container, or why it cannot run."""
-    matches = [prefix for prefix in IMAGES if image.startswith(prefix)]
-    if not matches:
+    local = _local_image(image)
+    if local is None:
         return Unrunnable(
             "ImageNotRunnableLocally",
             f"the process kubelet has no local command for image {image!r}",
         )
-    local = IMAGES[max(matches, key=len)]
     if local.needs is not None and not local.needs.ready:
         return Unrunnable(
             "ImageNotRunnableLocally",

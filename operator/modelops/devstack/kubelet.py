@@ -26,18 +26,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
 
 from modelops.adapters.kubernetes import ApiError, Connection, KubernetesApi
-from modelops.devstack.images import Unrunnable, local_command
+from modelops.devstack.forwarder import serve as forward
+from modelops.devstack.images import Unrunnable, container_argv, local_command
 from modelops.devstack.network import PodNetwork, Sandbox
 from modelops.devstack.volumes import prepare_volumes
 
 logger = logging.getLogger("modelops.kubelet")
 
 LEASE_SECONDS = 40
+# The kubernetes Service as pods see it: these names resolve to the gateway, where the kubelet
+# forwards port 443 to the API server (a cluster's Service VIP and kube-proxy do that).
+API_SERVER_NAMES = ("kubernetes.default.svc.cluster.local", "kubernetes.default.svc",
+                    "kubernetes.default", "kubernetes")  # fmt: skip
+API_SERVER_PORT = 443
 HEARTBEAT_SECONDS = 10
 
 
@@ -221,15 +228,16 @@ class ProcessKubelet:
             await self.write_status(run, "Failed" if failed else "Succeeded")
 
     async def write_hosts(self, run: PodRun) -> None:
-        """Service names resolve to the router on the gateway (kube-proxy's and DNS's part).
-        Taken when the pod starts: a Service created later needs a restarted pod here."""
+        """Service names resolve to the gateway (kube-proxy's and DNS's part): the router on
+        port 80, the API server's forwarder on 443. Taken when the pod starts: a Service
+        created later needs a restarted pod here."""
         assert run.sandbox is not None
         own_namespace = run.pod["metadata"]["namespace"]
-        aliases: list[str] = []
+        aliases: list[str] = list(API_SERVER_NAMES)
         for service in (await self.api.request("GET", "/api/v1/services")).get("items", []):
             name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
             if (namespace, name) == ("default", "kubernetes"):
-                continue  # the API server speaks TLS on the host's loopback, not via the router
+                continue  # named above: TLS to the API server through the forwarder
             aliases += [f"{name}.{namespace}.svc.cluster.local", f"{name}.{namespace}.svc",
                         f"{name}.{namespace}"]  # fmt: skip
             if namespace == own_namespace:
@@ -282,8 +290,10 @@ class ProcessKubelet:
         self, run: PodRun, container: dict[str, Any], state: ContainerState, folder: Path
     ) -> bool:
         env = await self.environment(run.pod, container)
-        argv = [expand(a, env) for a in [*container.get("command", []), *container.get("args", [])]]
-        local = local_command(container.get("image", ""), argv, env)
+        image = container.get("image", "")
+        argv = [expand(a, env) for a in
+                container_argv(image, container.get("command", []), container.get("args", []))]  # fmt: skip
+        local = local_command(image, argv, env)
         if isinstance(local, Unrunnable):
             state.waiting = (local.reason, local.message)
             await self.write_status(run, "Pending")
@@ -314,7 +324,11 @@ class ProcessKubelet:
         return True
 
     async def environment(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
-        env: dict[str, str] = {}
+        # What every kubelet adds: where the API server is. A name, not the bridge address,
+        # because the API server's certificate names kubernetes.default.svc (not this IP).
+        env: dict[str, str] = {"KUBERNETES_SERVICE_HOST": API_SERVER_NAMES[1],
+                               "KUBERNETES_SERVICE_PORT": str(API_SERVER_PORT),
+                               "KUBERNETES_SERVICE_PORT_HTTPS": str(API_SERVER_PORT)}  # fmt: skip
         for item in container.get("env", []):
             if "value" in item:
                 env[item["name"]] = expand(item["value"], env)
@@ -470,7 +484,8 @@ def connection_from_kubeconfig(path: Path) -> Connection:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    api = KubernetesApi(connection_from_kubeconfig(args.kubeconfig), timeout=None)
+    connection = connection_from_kubeconfig(args.kubeconfig)
+    api = KubernetesApi(connection, timeout=None)
     network = PodNetwork(args.state, cidr=args.cidr, bridge=args.bridge)
     network.up()
     kubelet = ProcessKubelet(api, args.node, network, args.state)
@@ -479,7 +494,10 @@ async def main_async(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await kubelet.register()
-    tasks = [loop.create_task(kubelet.heartbeat()), loop.create_task(kubelet.watch())]
+    api_server = urlsplit(connection.server)
+    tasks = [loop.create_task(kubelet.heartbeat()), loop.create_task(kubelet.watch()),
+             loop.create_task(forward(listen=(network.gateway, API_SERVER_PORT),
+                                      target=(api_server.hostname or "127.0.0.1", api_server.port or 443)))]  # fmt: skip
     (args.state / "ready").write_text(json.dumps({"node": args.node, "pid": os.getpid()}))
     await stop.wait()
     for task in tasks:

@@ -46,18 +46,23 @@ def main(argv: list[str]) -> None:
     if separator != "--" or not command:
         raise SystemExit("usage: mounts SPEC -- COMMAND...")
     mounts = sorted(json.loads(spec), key=lambda m: len(Path(m[1]).parts))
+    # Held open before anything is mounted: a volume at /tmp would otherwise hide the host
+    # folders of the others (the kubelet keeps them under its state folder, often in /tmp).
+    handles = {source: os.open(source, os.O_PATH) for source, _, _ in mounts}
     mounted: set[Path] = set()
     for source, target, read_only in mounts:
         path = Path(target)
-        if Path(source).is_file():
+        if Path(f"/proc/self/fd/{handles[source]}").is_file():
             prepare(path.parent, mounted)
             path.touch(exist_ok=True)
         else:
             prepare(path, mounted)
-        _mount("--bind", source, target)
+        _mount("--bind", f"/proc/{os.getpid()}/fd/{handles[source]}", target)
         mounted.add(path.resolve())
         if read_only:
             _mount("-o", "remount,bind,ro", target)
+    for handle in handles.values():
+        os.close(handle)
     os.execvp(command[0], command)
 
 

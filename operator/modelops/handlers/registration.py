@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -51,6 +52,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.reporting_component = "modelops"
     settings.peering.standalone = True
+    # No watching of CRDs (or namespaces) for new resources: the chart's least-privilege RBAC
+    # grants neither. Resources are discovered once at start; installing KServe later needs
+    # an operator restart. Namespace globs (cli) turn scanning back on.
+    settings.scanning.disabled = os.environ.get("MODELOPS_SCANNING") != "1"
     # Reconnect watches that a proxy or load balancer silently dropped.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

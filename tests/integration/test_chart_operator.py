@@ -1,0 +1,224 @@
+"""The operator installed by `helm install` and run for real: the chart's Deployment makes
+the pod, the process kubelet runs it with its ServiceAccount token projected and the API
+server at KUBERNETES_SERVICE_HOST, and a canary is rolled out and promoted with exactly the
+chart's RBAC. The audit log proves no request was refused; a request outside it is denied.
+The chart's pod template is also admitted by the real PodSecurity admission ("restricted")."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from mlflow import MlflowClient
+
+from modelops.devstack.binaries import ensure_helm
+from modelops.devstack.control_plane import ControlPlane
+from modelops.devstack.servers import MlflowServer, Prometheus
+from tests.integration.conftest import KUBELET_GATEWAY, free_port, wait_for
+from tests.integration.test_chart import CHART, render
+from tests.integration.test_model_serving import train
+from tests.integration.test_rollout import ERRORS, Traffic, create, serving, status
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
+
+RELEASE = "modelops"
+
+
+def helm(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ensure_helm()), "--kubeconfig", str(plane.kubeconfig), *args],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def prometheus_for_pods(prometheus: Prometheus, control_plane: ControlPlane) -> Iterator[str]:
+    """Prometheus listens on loopback; pods reach it through a forwarder on the gateway."""
+    port = free_port()
+    log = (control_plane.logs / "prometheus-forwarder.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelops.devstack.forwarder", f"{KUBELET_GATEWAY}:{port}",
+         prometheus.url.removeprefix("http://")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield f"http://{KUBELET_GATEWAY}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def release(
+    serving_cluster: str,
+    control_plane: ControlPlane,
+    mlflow_server: MlflowServer,
+    prometheus_for_pods: str,
+    core: client.CoreV1Api,
+) -> Iterator[str]:
+    """`helm install` of the chart (the CRD is the session's) into a namespace of its own."""
+    namespace = f"modelops-{uuid.uuid4().hex[:6]}"
+    installed = helm(
+        control_plane, "install", RELEASE, str(CHART), "--namespace", namespace,
+        "--create-namespace", "--set", "crds.install=false", "--set", "logFormat=text",
+        "--set", f"registry.trackingUri={mlflow_server.url}",
+        "--set", f"prometheus.url={prometheus_for_pods}", "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    try:
+        assert installed.returncode == 0, installed.stderr + pod_log(core, namespace)
+        yield namespace
+    finally:
+        removed = helm(control_plane, "uninstall", RELEASE, "--namespace", namespace, "--wait")
+        core.delete_namespace(namespace)
+        assert removed.returncode == 0, removed.stderr
+
+
+def pod_log(core: client.CoreV1Api, namespace: str) -> str:
+    """Where the process kubelet keeps the operator pod's output (for failure messages)."""
+    with_logs = []
+    for pod in core.list_namespaced_pod(namespace).items:
+        with_logs.append(f"{pod.metadata.name}: {pod.status.phase} {pod.status.message or ''}")
+    return "\n".join(with_logs)
+
+
+def operator_metrics(core: client.CoreV1Api, namespace: str) -> dict[str, float]:
+    """The operator pod's /metrics (the host reaches pod addresses over the bridge)."""
+    [pod] = core.list_namespaced_pod(namespace).items
+    url = f"http://{pod.status.pod_ip}:8081/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            found[series] = found.get(series, 0) + float(value)
+    return found
+
+
+def service_account_user(namespace: str) -> str:
+    return f"system:serviceaccount:{namespace}:{RELEASE}"
+
+
+def audit_entries(plane: ControlPlane, user: str) -> list[dict[str, Any]]:
+    entries = [json.loads(line) for line in plane.audit_log.read_text().splitlines()]
+    return [e for e in entries if e["user"]["username"] == user]
+
+
+def as_service_account(
+    plane: ControlPlane, core: client.CoreV1Api, namespace: str, path: str
+) -> int:
+    """The HTTP status of a GET made with a token of the chart's ServiceAccount."""
+    token = core.create_namespaced_service_account_token(
+        RELEASE, namespace, {"spec": {"expirationSeconds": 600}}
+    ).status.token
+    context = ssl.create_default_context(cafile=str(plane.directory / "pki" / "ca.crt"))
+    request = urllib.request.Request(
+        plane.server + path, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.timeout(600)
+def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
+    release: str,
+    serving_cluster: str,
+    control_plane: ControlPlane,
+    mlflow_server: MlflowServer,
+    prometheus_for_pods: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    user = service_account_user(release)
+    [pod] = core.list_namespaced_pod(release).items
+    assert pod.spec.service_account_name == RELEASE and pod.status.phase == "Running"
+
+    name = "iris"
+    registry = MlflowClient(mlflow_server.url)
+    first = train(mlflow_server, name, "slow-20", tmp_path)
+    registry.set_registered_model_alias(name, "champion", first["version"])
+    # No analysis.prometheus: the chart's operator-wide prometheus.url is what it queries.
+    create(custom, namespace, name, mlflow_server.url, None, [ERRORS])
+    serving(custom, namespace, name, first["version"])
+
+    with Traffic(serving_cluster, f"{name}.{namespace}.test", name):
+        second = train(mlflow_server, name, "slow-20", tmp_path)
+        registry.set_registered_model_alias(name, "champion", second["version"])
+
+        def promoted() -> Any:
+            found = status(custom, namespace, name)
+            return (
+                found if (found.get("stable") or {}).get("version") == second["version"] else None
+            )
+
+        found = wait_for(promoted, timeout=300, interval=1, what="the canary's promotion")
+    assert [h["event"] for h in found["history"]][-2:] == ["RolloutStarted", "Promoted"]
+    # Judged through the chart's prometheus.url: passing rounds, no query errors.
+    metrics = operator_metrics(core, release)
+    assert metrics.get('modelops_analysis_measurements_total{verdict="Pass"}', 0) > 0, metrics
+    assert metrics.get("modelops_prometheus_errors_total", 0) == 0
+    wait_for(lambda: registry.get_model_version_by_alias(name, "production").version == second["version"],
+             timeout=30, what="promoteAlias production to move (written from the pod)")  # fmt: skip
+
+    # Everything above was done by the pod's ServiceAccount, and nothing it asked was refused.
+    entries = audit_entries(control_plane, user)
+    done = {(e["verb"], e.get("objectRef", {}).get("resource"), e.get("objectRef", {}).get("subresource"))
+            for e in entries if e["responseStatus"]["code"] < 300}  # fmt: skip
+    # Server-side apply is a patch (that creates: RBAC asks `create` of it then).
+    assert {("patch", "modeldeployments", "status"), ("patch", "inferenceservices", None),
+            ("patch", "httproutes", None), ("create", "events", None),
+            ("watch", "modeldeployments", None), ("watch", "inferenceservices", None)} <= done, done  # fmt: skip
+    refused = [(e["verb"], e["requestURI"]) for e in entries if e["responseStatus"]["code"] == 403]
+    assert refused == []
+
+    # Outside the chart's RBAC: Secrets may be read one by one, never listed; nothing deleted.
+    assert (
+        as_service_account(control_plane, core, release, "/api/v1/namespaces/kube-system/secrets")
+        == 403
+    )
+    assert as_service_account(control_plane, core, release, "/api/v1/nodes") == 403
+    assert as_service_account(
+        control_plane, core, release, f"/apis/modelops.io/v1alpha1/namespaces/{namespace}/modeldeployments"
+    ) == 200  # fmt: skip
+
+
+def test_the_chart_pod_is_admitted_by_restricted_pod_security(
+    control_plane: ControlPlane, core: client.CoreV1Api
+) -> None:
+    namespace = f"restricted-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest"}}})  # fmt: skip
+    try:
+        [deployment] = [o for o in render(ensure_helm()) if o["kind"] == "Deployment"]
+        template = deployment["spec"]["template"]
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "operator", "labels": template["metadata"]["labels"]},
+               "spec": {**template["spec"], "serviceAccountName": "default"}}  # fmt: skip
+        core.create_namespaced_pod(namespace, pod, dry_run="All")
+
+        # The admission is real: the same pod allowed to escalate privileges is refused.
+        loose = json.loads(json.dumps(pod))
+        loose["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+        with pytest.raises(client.ApiException) as refused:
+            core.create_namespaced_pod(namespace, loose, dry_run="All")
+        message = json.loads(refused.value.body)["message"]
+        assert refused.value.status == 403
+        assert 'violates PodSecurity "restricted:latest"' in message
+        assert "allowPrivilegeEscalation" in message
+    finally:
+        core.delete_namespace(namespace)
