@@ -151,13 +151,16 @@ def kubelet(
 def router(
     control_plane: ControlPlane, kubelet: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The router on a loopback port (yielded as a URL) and on the pod gateway's port 80."""
+    """The router on a loopback port (yielded as a URL) and on the pod gateway's ports 80 and
+    8081 (Service ports pods connect to)."""
     port = free_port()
     ready = tmp_path_factory.mktemp("router") / "ready"
     log = (control_plane.logs / "router.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(control_plane.kubeconfig),
-         "--listen", f"127.0.0.1:{port}", "--listen", f"{KUBELET_GATEWAY}:80", "--ready-file", str(ready)],
+         "--listen", f"127.0.0.1:{port}", "--listen", f"{KUBELET_GATEWAY}:80",
+         # The chart's metrics Service port (its `helm test` pod connects to it by name).
+         "--listen", f"{KUBELET_GATEWAY}:8081", "--ready-file", str(ready)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

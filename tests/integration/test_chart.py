@@ -4,6 +4,8 @@ rendered object accepted by the real API server (server-side dry run)."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,117 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
     for name in namespaces:
         subprocess.run([str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "create",
                         "namespace", name], capture_output=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "apply", "--server-side",
+         "--dry-run=server", "-f", str(manifest)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(objects)
+
+
+EXTRAS = CHART / "ci" / "extras-values.yaml"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, check=False)
+
+
+def test_the_alerts_fire_on_the_operators_metrics_and_only_then(helm: Path, tmp_path: Path) -> None:
+    [rule] = kinds(render(helm, "-f", str(EXTRAS)))["PrometheusRule"]
+    groups = rule["spec"]["groups"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    checked = promtool("check", "rules", str(tmp_path / "rules.yaml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # promtool compares annotations too; these cases are about when each alert fires.
+    bare = [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+            for g in groups]  # fmt: skip
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump({"groups": bare}))
+
+    def alert(name: str, at: str, *firing: dict[str, str]) -> dict[str, Any]:
+        return {"eval_time": at, "alertname": name, "exp_alerts": [{"exp_labels": f} for f in firing]}  # fmt: skip
+
+    iris, wine = (
+        {"namespace": "models", "deployment": "iris"},
+        {"namespace": "models", "deployment": "wine"},
+    )
+    warning = {"severity": "warning"}
+    cases = {"rule_files": ["bare.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'modelops_rollbacks_total{namespace="models",deployment="iris"}', "values": "0 0 1x40"},
+            {"series": 'modelops_analysis_measurements_total{namespace="models",deployment="wine",verdict="Inconclusive"}', "values": "0+2x40"},
+            {"series": 'modelops_analysis_measurements_total{namespace="models",deployment="iris",verdict="Error"}', "values": "0+2x40"},
+            {"series": 'modelops_analysis_measurements_total{namespace="models",deployment="iris",verdict="Pass"}', "values": "0+2x40"},
+            {"series": 'modelops_retraining_total{namespace="models",deployment="iris",result="failed"}', "values": "0 0 0 1x40"},
+            {"series": 'modelops_retraining_total{namespace="models",deployment="wine",result="succeeded"}', "values": "0 1x40"},
+            {"series": 'modelops_registry_errors_total{operation="lookup"}', "values": "0+1x40"},
+        ],
+        "alert_rule_test": [
+            alert("ModelDeploymentRolledBack", "5m", {**warning, **iris}),
+            alert("ModelDeploymentRolledBack", "20m"),  # the rollback is older than 10 minutes
+            alert("ModelDeploymentAnalysisStuck", "10m"),  # not for 15 minutes yet
+            alert("ModelDeploymentAnalysisStuck", "25m", {**warning, **wine}),  # iris still passes
+            alert("ModelDeploymentRetrainingFailed", "10m", {**warning, **iris}),
+            alert("ModelRegistryUnreachable", "5m"),
+            alert("ModelRegistryUnreachable", "20m", {"severity": "critical"}),
+        ],
+    }]}  # fmt: skip
+    (tmp_path / "cases.yaml").write_text(yaml.safe_dump(cases))
+    tested = promtool("test", "rules", str(tmp_path / "cases.yaml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_dashboard_queries_parse_and_name_only_metrics_the_operator_exports(
+    helm: Path, tmp_path: Path
+) -> None:
+    from prometheus_client import REGISTRY
+
+    import modelops.handlers.metrics  # noqa: F401  (registers the operator's metrics)
+
+    [config_map] = [c for c in kinds(render(helm, "-f", str(EXTRAS)))["ConfigMap"]
+                    if c["metadata"]["labels"].get("grafana_dashboard") == "1"]  # fmt: skip
+    dashboard = json.loads(config_map["data"]["modelops.json"])
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [v["query"]["query"].removeprefix("label_values(").rsplit(",", 1)[0]
+                for v in dashboard["templating"]["list"] if v["type"] == "query"]  # fmt: skip
+    concrete = [q.replace("$__rate_interval", "5m").replace("$namespace", ".*")
+                .replace("$deployment", ".*") for q in queries]  # fmt: skip
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query{i}", "expr": q} for i, q in enumerate(concrete)]}]}  # fmt: skip
+    (tmp_path / "dashboard-rules.yaml").write_text(yaml.safe_dump(rules))
+    checked = promtool("check", "rules", str(tmp_path / "dashboard-rules.yaml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    exported = {
+        s.name for m in REGISTRY.collect() for s in m.samples if s.name.startswith("modelops_")
+    }
+    exported |= {m.name + suffix for m in REGISTRY.collect() if m.name.startswith("modelops_")
+                 for suffix in ("", "_total", "_bucket", "_count", "_sum")}  # fmt: skip
+    named = set(re.findall(r"modelops_[a-z_]+", " ".join(concrete)))
+    assert named and named <= exported, named - exported
+    assert {"modelops_model_version_info", "modelops_canary_traffic_percent",
+            "modelops_analysis_measurements_total", "modelops_rollbacks_total",
+            "modelops_retraining_total"} <= named  # fmt: skip
+
+
+def test_the_optional_parts_are_accepted_by_the_api_server(
+    helm: Path, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """NetworkPolicy, ClusterStorageContainer (KServe's CRD) and the dashboard ConfigMap; the
+    Prometheus Operator's kinds are checked by promtool above (no such CRDs here)."""
+    objects = [o for o in render(helm, "-f", str(EXTRAS))
+               if not o["apiVersion"].startswith("monitoring.coreos.com/")]  # fmt: skip
+    found = kinds(objects)
+    assert {"NetworkPolicy", "ClusterStorageContainer", "ConfigMap"} <= set(found)
+    [storage] = found["ClusterStorageContainer"]
+    env = {e["name"]: e for e in storage["spec"]["container"]["env"]}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    assert env["MLFLOW_TRACKING_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
+    manifest = tmp_path / "extras.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    kubectl = ensure_binaries().kubectl
+    subprocess.run([str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "create",
+                    "namespace", "modelops-system"], capture_output=True, check=False)  # fmt: skip
     result = subprocess.run(
         [str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "apply", "--server-side",
          "--dry-run=server", "-f", str(manifest)],

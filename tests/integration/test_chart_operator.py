@@ -74,7 +74,7 @@ def release(
         "--set", f"prometheus.url={prometheus_for_pods}", "--wait", "--timeout", "180s",
     )  # fmt: skip
     try:
-        assert installed.returncode == 0, installed.stderr + pod_log(core, namespace)
+        assert installed.returncode == 0, installed.stderr + pod_phases(core, namespace)
         yield namespace
     finally:
         removed = helm(control_plane, "uninstall", RELEASE, "--namespace", namespace, "--wait")
@@ -82,26 +82,31 @@ def release(
         assert removed.returncode == 0, removed.stderr
 
 
-def pod_log(core: client.CoreV1Api, namespace: str) -> str:
-    """Where the process kubelet keeps the operator pod's output (for failure messages)."""
+def pod_phases(core: client.CoreV1Api, namespace: str) -> str:
+    """The pods of the release and their phases (for failure messages)."""
     with_logs = []
     for pod in core.list_namespaced_pod(namespace).items:
         with_logs.append(f"{pod.metadata.name}: {pod.status.phase} {pod.status.message or ''}")
     return "\n".join(with_logs)
 
 
-def operator_metrics(core: client.CoreV1Api, namespace: str) -> dict[str, float]:
-    """The operator pod's /metrics (the host reaches pod addresses over the bridge)."""
-    [pod] = core.list_namespaced_pod(namespace).items
+def operator_metric(core: client.CoreV1Api, release: str, name: str, **labels: str) -> float:
+    """Sum of the operator pod's samples of `name` whose labels include `labels` (the host
+    reaches pod addresses over the bridge)."""
+    [pod] = core.list_namespaced_pod(
+        release, label_selector="app.kubernetes.io/name=modelops"
+    ).items
     url = f"http://{pod.status.pod_ip}:8081/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    found: dict[str, float] = {}
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    total = 0.0
     for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            found[series] = found.get(series, 0) + float(value)
-    return found
+        series, _, value = line.rpartition(" ")
+        metric, _, label_text = series.partition("{")
+        if metric == name and wanted <= set(label_text.rstrip("}").split(",")):
+            total += float(value)
+    return total
 
 
 def service_account_user(namespace: str) -> str:
@@ -168,11 +173,17 @@ def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
         found = wait_for(promoted, timeout=300, interval=1, what="the canary's promotion")
     assert [h["event"] for h in found["history"]][-2:] == ["RolloutStarted", "Promoted"]
     # Judged through the chart's prometheus.url: passing rounds, no query errors.
-    metrics = operator_metrics(core, release)
-    assert metrics.get('modelops_analysis_measurements_total{verdict="Pass"}', 0) > 0, metrics
-    assert metrics.get("modelops_prometheus_errors_total", 0) == 0
+    passed = operator_metric(core, release, "modelops_analysis_measurements_total",
+                             namespace=namespace, deployment=name, verdict="Pass")  # fmt: skip
+    assert passed > 0
+    assert operator_metric(core, release, "modelops_prometheus_errors_total") == 0
     wait_for(lambda: registry.get_model_version_by_alias(name, "production").version == second["version"],
              timeout=30, what="promoteAlias production to move (written from the pod)")  # fmt: skip
+
+    # The chart's `helm test` pod reads the operator's metrics through its Service.
+    tested = helm(control_plane, "test", RELEASE, "--namespace", release, "--timeout", "120s")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Phase:          Succeeded" in tested.stdout, tested.stdout
 
     # Everything above was done by the pod's ServiceAccount, and nothing it asked was refused.
     entries = audit_entries(control_plane, user)

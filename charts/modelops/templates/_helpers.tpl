@@ -42,3 +42,35 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+{{/* Alerting rules, shared by the PrometheusRule and by the chart's promtool tests. */}}
+{{- define "modelops.alerts" -}}
+- name: modelops
+  rules:
+    - alert: ModelDeploymentRolledBack
+      expr: sum by (namespace, deployment) (increase(modelops_rollbacks_total[10m])) > 0
+      labels: {severity: warning}
+      annotations:
+        summary: "{{ "{{ $labels.namespace }}/{{ $labels.deployment }}" }} rolled back a version"
+        description: "modelops rolled back a canary or a promoted version in the last 10 minutes; kubectl describe modeldeployment shows why."
+    - alert: ModelDeploymentAnalysisStuck
+      expr: sum by (namespace, deployment) (rate(modelops_analysis_measurements_total{verdict=~"Inconclusive|Error"}[5m])) > 0 unless sum by (namespace, deployment) (rate(modelops_analysis_measurements_total{verdict=~"Pass|Fail"}[5m])) > 0
+      for: {{ .Values.prometheusRule.analysisStuckFor }}
+      labels: {severity: warning}
+      annotations:
+        summary: "{{ "{{ $labels.namespace }}/{{ $labels.deployment }}" }} cannot judge its canary"
+        description: "Every analysis measurement has been Inconclusive or Error for {{ .Values.prometheusRule.analysisStuckFor }}: the rollout is paused (no data, or Prometheus unreachable)."
+    - alert: ModelDeploymentRetrainingFailed
+      expr: sum by (namespace, deployment) (increase(modelops_retraining_total{result=~"failed|no_candidate"}[30m])) > 0
+      labels: {severity: warning}
+      annotations:
+        summary: "{{ "{{ $labels.namespace }}/{{ $labels.deployment }}" }} retraining produced no candidate"
+        description: "A retraining Job failed or registered no acceptable candidate in the last 30 minutes."
+    - alert: ModelRegistryUnreachable
+      expr: sum(rate(modelops_registry_errors_total[5m])) > 0
+      for: {{ .Values.prometheusRule.registryUnreachableFor }}
+      labels: {severity: critical}
+      annotations:
+        summary: "modelops cannot reach an MLflow registry"
+        description: "Registry lookups or writes have been failing for {{ .Values.prometheusRule.registryUnreachableFor }}; new versions are not noticed."
+{{- end -}}

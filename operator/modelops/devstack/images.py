@@ -67,7 +67,8 @@ def _operator(argv: list[str], _: dict[str, str]) -> list[str] | None:
         return [sys.executable, "-m", "modelops.cli", "run"]
     if argv[0] == "modelops":
         return [sys.executable, "-m", "modelops.cli", *argv[1:]]
-    return argv
+    # The image's python is the operator's own environment (the chart's `helm test` uses it).
+    return [sys.executable, *argv[1:]] if PYTHON.fullmatch(argv[0]) else argv
 
 
 def _trainer(argv: list[str], _: dict[str, str]) -> list[str]:

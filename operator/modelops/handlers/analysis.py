@@ -76,7 +76,7 @@ class AnalysisRunner:
             *(self._measure(server, query.metric, query.query) for query in planned.queries)
         )
         for measurement in measurements:
-            MEASUREMENTS.labels(measurement.verdict).inc()
+            MEASUREMENTS.labels(*key, measurement.verdict).inc()
         return list(measurements)
 
     async def readings(

@@ -23,13 +23,15 @@ REGISTRY_CALLS = Counter(
 ROLLOUTS = Counter(
     "modelops_rollouts",
     "Rollouts that ended, by result: promoted, rolled_back, aborted (superseded or withdrawn).",
-    ["result"],
+    ["namespace", "deployment", "result"],
 )
-ROLLBACKS = Counter("modelops_rollbacks", "Automatic or manual rollbacks.")
+ROLLBACKS = Counter(
+    "modelops_rollbacks", "Automatic or manual rollbacks.", ["namespace", "deployment"]
+)
 MEASUREMENTS = Counter(
     "modelops_analysis_measurements",
     "Analysis measurements by verdict: Pass, Fail, Inconclusive, Error.",
-    ["verdict"],
+    ["namespace", "deployment", "verdict"],
 )
 CANARY_TRAFFIC = Gauge(
     "modelops_canary_traffic_percent",
@@ -57,5 +59,5 @@ PROMETHEUS_ERRORS = Counter(
 RETRAININGS = Counter(
     "modelops_retraining",
     "Retraining outcomes: started, succeeded (a candidate was found), failed, no_candidate.",
-    ["result"],
+    ["namespace", "deployment", "result"],
 )

@@ -251,13 +251,13 @@ class Reconciler:
         if decision.job is not None:
             await self._retraining.ensure_job(key, decision.job)
         for result in decision.retraining_results:
-            RETRAININGS.labels(result).inc()
+            RETRAININGS.labels(*key, result).inc()
         for event in decision.events:
             self._post_event(body, event)
         for result in decision.counts:
-            ROLLOUTS.labels(result).inc()
+            ROLLOUTS.labels(*key, result).inc()
             if result == "rolled_back":
-                ROLLBACKS.inc()
+                ROLLBACKS.labels(*key).inc()
         self._export(key, decision.status)
         return outcome
 
