@@ -1,5 +1,6 @@
 # modelops: `make test` sets up everything it needs (venv, control-plane binaries) and runs
-# every check; `make crds` regenerates the CRD from the pydantic models.
+# every check; `make generate` regenerates the CRD from the pydantic models and the plain
+# manifests from the chart.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ CRD := crds/modeldeployments.modelops.io.yaml
 demo: venv packages binaries
 	$(PY) -m modelops.devstack.demo $(DEMO_ARGS)
 
-.PHONY: demo test venv packages binaries lint typecheck imports unit integration crds control-plane-up control-plane-down clean
+.PHONY: demo test venv packages binaries lint typecheck imports unit integration crds manifests generate control-plane-up control-plane-down clean
 
 test: venv packages binaries lint typecheck imports
 	$(PY) -m pytest
@@ -52,6 +53,13 @@ integration: venv packages binaries
 crds: venv
 	$(PY) -m modelops.api.crd > $(CRD)
 	$(PY) -m modelops.api.crd --chart > charts/modelops/templates/crds.yaml
+
+# manifests/install from the chart (helm template); needs helm (make binaries builds it).
+manifests: crds
+	$(PY) -m modelops.devstack.manifests
+
+# Every generated file: the CRD (crds/, the chart's template) and manifests/install.
+generate: manifests
 
 control-plane-up: venv binaries
 	hack/control-plane up
