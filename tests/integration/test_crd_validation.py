@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
-from modelops.devstack.binaries import locate
+from modelops.devstack.binaries import REPO_ROOT, locate
 from modelops.devstack.control_plane import ControlPlane
 from tests.bodies import with_values
 
@@ -132,3 +134,23 @@ def test_kubectl_explain_shows_the_field_descriptions(control_plane: ControlPlan
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert "skip registry resolution" in short.stdout
+
+
+EXAMPLES = sorted(
+    [
+        *(REPO_ROOT / "manifests" / "examples").glob("*.yaml"),
+        REPO_ROOT / "examples" / "iris-canary.yaml",
+    ]
+)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_manifest_is_accepted_by_the_api_server(
+    custom: client.CustomObjectsApi, path: Path
+) -> None:
+    body = yaml.safe_load(path.read_text())
+    body["metadata"].pop("namespace", None)
+    accepted = custom.create_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, body, dry_run="All"
+    )
+    assert accepted["spec"]["model"] == {**body["spec"]["model"], **accepted["spec"]["model"]}

@@ -54,7 +54,13 @@ def test_field_constraints_hold_in_python_too(bad: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted(Path(__file__).parents[2].glob("examples/**/*.yaml")), ids=lambda p: p.name
+    "path",
+    sorted(
+        p
+        for pattern in ("examples/**/*.yaml", "manifests/examples/*.yaml")
+        for p in Path(__file__).parents[2].glob(pattern)
+    ),
+    ids=lambda p: p.name,
 )
 def test_every_example_is_a_valid_model_deployment(path: Path) -> None:
     body = yaml.safe_load(path.read_text())
