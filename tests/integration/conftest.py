@@ -345,6 +345,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The closed loop runs last: it is the longest, and the model servers it starts change
-    KServe's readiness messages under tests that count the operator's exact writes."""
+    """The closed loop runs last: it is the longest (a failure elsewhere shows sooner)."""
     items.sort(key=lambda item: item.get_closest_marker("closed_loop") is not None)

@@ -93,7 +93,13 @@ def test_the_default_install_is_cluster_wide_least_privilege_and_restricted(helm
 def test_watching_namespaces_grants_roles_there_only(helm: Path) -> None:
     found = kinds(render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml")))
     assert "ClusterRole" not in found and "ClusterRoleBinding" not in found
-    assert sorted(r["metadata"]["namespace"] for r in found["Role"]) == ["models", "staging-models"]
+    roles = {r["metadata"]["namespace"]: r for r in found["Role"]}
+    assert sorted(roles) == ["modelops", "models", "staging-models"]
+    # Outside the watched namespaces, only the operator-wide registry credentials, by name.
+    assert roles["modelops"]["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["mlflow-credentials"],
+         "verbs": ["get"]}
+    ]  # fmt: skip
     args = found["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=models" in args and "--namespace=staging-models" in args
 
@@ -125,7 +131,7 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
     manifest = tmp_path / "rendered.yaml"
     manifest.write_text(yaml.safe_dump_all(objects))
     kubectl = ensure_binaries().kubectl
-    namespaces = ["modelops-system", "models", "staging-models"]
+    namespaces = ["modelops-system", "models", "staging-models", "modelops"]
     for name in namespaces:
         subprocess.run([str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "create",
                         "namespace", name], capture_output=True, check=False)  # fmt: skip

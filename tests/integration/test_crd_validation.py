@@ -139,7 +139,7 @@ def test_kubectl_explain_shows_the_field_descriptions(control_plane: ControlPlan
 EXAMPLES = sorted(
     [
         *(REPO_ROOT / "manifests" / "examples").glob("*.yaml"),
-        REPO_ROOT / "examples" / "iris-canary.yaml",
+        *(REPO_ROOT / "examples").glob("*.yaml"),
     ]
 )
 
