@@ -6,7 +6,6 @@ importing the official client (tens of MiB of generated models) in the operator'
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import ssl
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from modelops.adapters.http_auth import client_headers
 
 FIELD_MANAGER = "modelops"
 
@@ -75,12 +76,7 @@ class KubernetesApi:
     """The calls the reconciler needs. Paths are API paths ("/apis/group/version/...")."""
 
     def __init__(self, connection: Connection, *, timeout: float | None = 30.0) -> None:
-        headers = {"Accept": "application/json", "User-Agent": "modelops"}
-        if connection.token:
-            headers["Authorization"] = f"Bearer {connection.token}"
-        elif connection.username is not None and connection.password is not None:
-            pair = f"{connection.username}:{connection.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers = client_headers(connection.token, connection.username, connection.password)
         self._server = connection.server.rstrip("/")
         self._session = aiohttp.ClientSession(
             headers=headers,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import ssl
 from dataclasses import dataclass
 
 import aiohttp
 
+from modelops.adapters.http_auth import client_headers
 from modelops.core.analysis import Answer, QueryFailed, Sample
 
 QUERY_TIMEOUT_SECONDS = 10.0
@@ -49,12 +49,7 @@ class Prometheus:
 
     def __init__(self, connection: PrometheusConnection) -> None:
         self.connection = connection
-        headers = {"Accept": "application/json", "User-Agent": "modelops"}
-        if connection.token:
-            headers["Authorization"] = f"Bearer {connection.token}"
-        elif connection.username is not None and connection.password is not None:
-            pair = f"{connection.username}:{connection.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers = client_headers(connection.token, connection.username, connection.password)
         self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=QUERY_TIMEOUT_SECONDS),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.progressive import RegistryWrite
+from modelops.core.rollout_state import EventIntent as EventIntent  # one Event type for all of core
 
 
 @dataclass(frozen=True)
@@ -16,13 +17,6 @@ class Problem:
     reason: str
     message: str
     phase: Literal["Failed", "Pending"] = "Failed"
-
-
-@dataclass(frozen=True)
-class EventIntent:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def rollout_decision(
     service, route = objects_for(deployment, status, target)
     to_apply = None if _same(service, observed) else service
 
-    events = [EventIntent(e.type, e.reason, e.message) for e in outcome.events] + warnings
+    events = [*outcome.events, *warnings]
     events += retraining_events
     if observed is None:
         events.insert(

@@ -17,7 +17,7 @@ from modelops.core.analysis import assess, tally
 from modelops.core.durations import parse_duration
 from modelops.core.inference_service import ServedModel, served_version
 from modelops.core.rollout_state import (
-    Intent,
+    EventIntent,
     Observation,
     Outcome,
     Requests,
@@ -56,7 +56,7 @@ def progress(
         wanted = requests.retry.split("/", 1)[0]
         state.rejected = [r for r in state.rejected if wanted not in ("", r.version)]
         state.events.append(
-            Intent(
+            EventIntent(
                 "Normal",
                 "RetryRequested",
                 f"retry of version {wanted or 'every rejected version'} requested",
@@ -79,7 +79,7 @@ def progress(
         if state.previous is not None:
             return _roll_back_stable(state, reason)
         state.events.append(
-            Intent(
+            EventIntent(
                 "Warning",
                 "RollbackIgnored",
                 "nothing to roll back to: no canary and no previous version",
@@ -96,7 +96,9 @@ def progress(
         )
         state.record(state.canary, "Aborted", why)
         state.events.append(
-            Intent("Normal", "RolloutAborted", f"rollout of {label(state.canary)} aborted: {why}")
+            EventIntent(
+                "Normal", "RolloutAborted", f"rollout of {label(state.canary)} aborted: {why}"
+            )
         )
         state.counts.append("aborted")
         state.canary, state.analysis = None, None
@@ -136,7 +138,7 @@ def _start_canary(deployment: ModelDeployment, state: RolloutState, target: Serv
     state.analysis = None
     state.record(target, "RolloutStarted", f"step 1: {first.traffic}% for {first.duration}")
     state.events.append(
-        Intent(
+        EventIntent(
             "Normal",
             "RolloutStarted",
             f"rolling out {label(target)}: step 1 at {first.traffic}% of traffic",
@@ -214,7 +216,7 @@ def _canary_step(
                 paused_reason=None,
             )
             state.events.append(
-                Intent(
+                EventIntent(
                     "Normal",
                     "StepAdvanced",
                     f"{label(canary)}: step {canary.step + 2}/{len(steps)} at {following.traffic}% of traffic",
@@ -259,7 +261,7 @@ def _promote(deployment: ModelDeployment, state: RolloutState, reason: str) -> O
         promoted = promoted.model_copy(update={"predictor": name})
     state.previous, state.stable, state.canary, state.analysis = state.stable, promoted, None, None
     state.record(promoted, "Promoted", reason)
-    state.events.append(Intent("Normal", "Promoted", f"{label(promoted)} promoted: {reason}"))
+    state.events.append(EventIntent("Normal", "Promoted", f"{label(promoted)} promoted: {reason}"))
     state.counts.append("promoted")
     return state.outcome("Healthy", f"{label(promoted)} serves 100% of traffic")
 
@@ -270,7 +272,7 @@ def _roll_back_canary(deployment: ModelDeployment, state: RolloutState, reason: 
     state.reject(canary, reason)
     state.record(canary, "RolledBack", reason)
     state.events.append(
-        Intent(
+        EventIntent(
             "Warning",
             "RolledBack",
             f"{label(canary)} rolled back to {label(state.stable)}: {reason}",
@@ -299,7 +301,7 @@ def _roll_back_stable(state: RolloutState, reason: str) -> Outcome:
     )
     state.record(good, "RolledBack", f"{label(bad)}: {reason}")
     state.events.append(
-        Intent("Warning", "RolledBack", f"{label(bad)} rolled back to {label(good)}: {reason}")
+        EventIntent("Warning", "RolledBack", f"{label(bad)} rolled back to {label(good)}: {reason}")
     )
     state.counts.append("rolled_back")
     return state.outcome(

@@ -58,8 +58,8 @@ class Requests:
 
 
 @dataclass(frozen=True)
-class Intent:
-    """An Event to post (type, reason, message)."""
+class EventIntent:
+    """A Kubernetes Event to post about the deployment (type, reason, message)."""
 
     type: Literal["Normal", "Warning"]
     reason: str
@@ -83,7 +83,7 @@ class Outcome:
     """Why the deployment is Degraded (rolled back, or failing after promotion)."""
     metrics_problem: str | None = None
     """Why the analysis has no verdict, when it pauses the rollout."""
-    events: list[Intent] = field(default_factory=list)
+    events: list[EventIntent] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
     """Counters to increment: promoted, rolled_back, aborted, monitoring_rolled_back."""
 
@@ -152,7 +152,7 @@ class RolloutState:
     history: list[HistoryEntry]
     handled: dict[str, str]
     now: datetime
-    events: list[Intent] = field(default_factory=list)
+    events: list[EventIntent] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
 
     def record(self, version: ServedVersion | ServedModel | None, event: str, reason: str) -> None:
