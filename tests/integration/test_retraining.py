@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from typing import Any
 
@@ -205,10 +204,7 @@ def test_a_restart_between_the_decision_and_the_job_creates_exactly_one_job(
     current = wait_for(decided, timeout=240, interval=0.5, what="the firing to be recorded")
     batch = client.BatchV1Api(api_client)
     assert jobs(batch, namespace) == []  # the quota refused it
-    assert operator.process is not None
-    operator.process.send_signal(signal.SIGKILL)
-    operator.process.wait()
-    operator.process = None
+    operator.kill()
     core.delete_namespaced_resource_quota("no-jobs", namespace)
     operator.start()
     [job] = wait_for(

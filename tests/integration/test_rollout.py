@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
 import time
 import urllib.error
@@ -134,11 +133,8 @@ def events(core: client.CoreV1Api, namespace: str, reason: str) -> list[Any]:
 
 def kill_and_restart(operator: Operator) -> float:
     """SIGKILL the operator and start it again; returns how long it was away (seconds)."""
-    assert operator.process is not None
     started = time.monotonic()
-    operator.process.send_signal(signal.SIGKILL)
-    operator.process.wait()
-    operator.process = None
+    operator.kill()
     operator.start()
     return time.monotonic() - started
 
