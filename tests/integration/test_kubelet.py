@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from modelops.devstack.binaries import REPO_ROOT
 from tests.integration.conftest import KUBELET_CIDR as CIDR
 from tests.integration.conftest import wait_for
 
@@ -206,10 +207,16 @@ def test_a_pod_reaches_the_api_server_as_its_service_account(
     service_account_ready(core, namespace)
     batch = client.BatchV1Api(api_client)
     body = job("in-cluster", IN_CLUSTER_CLIENT)
-    # An emptyDir at /tmp (as the chart's pod has) must not hide the token's host folder.
+    # An emptyDir at /tmp (as the chart's pod has) must not hide the token's host folder (the
+    # kubelet's state is under /tmp here), nor one over the checkout's parent folder the
+    # interpreter and code that play the image's part.
     pod = body["spec"]["template"]["spec"]
-    pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    pod["volumes"] = [{"name": "tmp", "emptyDir": {}}, {"name": "cover", "emptyDir": {}}]
     pod["containers"][0]["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if REPO_ROOT.parent != Path("/"):
+        pod["containers"][0]["volumeMounts"].append(
+            {"name": "cover", "mountPath": str(REPO_ROOT.parent)}
+        )
     batch.create_namespaced_job(namespace, body)
     wait_for(
         lambda: (

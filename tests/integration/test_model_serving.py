@@ -107,9 +107,20 @@ def test_a_registered_model_is_served_by_kserve_and_answers_predictions(
         md = custom.get_namespaced_custom_object(
             "modelops.io", "v1alpha1", namespace, "modeldeployments", "iris"
         )
-        return md.get("status", {}).get("phase") == "Healthy"
+        status = md.get("status", {})
+        return status if status.get("phase") == "Healthy" else None
 
-    wait_for(healthy, timeout=30, what="the ModelDeployment to report Healthy")
+    # KServe's Ready, mirrored: Healthy, what is served, one Deployed entry, a Ready event.
+    status = wait_for(healthy, timeout=30, what="the ModelDeployment to report Healthy")
+    assert status["stable"]["version"] == trained["version"]
+    assert status["stable"]["storageUri"] == f"file://{trained['archive']}"
+    assert status["traffic"] == f"{trained['version']}: 100%"
+    assert [entry["event"] for entry in status["history"]] == ["Deployed"]
+    wait_for(
+        lambda: any(e.reason == "Ready" and e.involved_object.name == "iris"
+                    for e in core.list_namespaced_event(namespace).items),
+        what="a Ready event",
+    )  # fmt: skip
 
 
 def test_a_standard_mode_canary_gets_the_weighted_share_prometheus_measures(

@@ -32,6 +32,7 @@ import aiohttp
 import yaml
 
 from modelops.adapters.kubernetes import ApiError, Connection, KubernetesApi
+from modelops.devstack.binaries import CACHE_ROOT, REPO_ROOT
 from modelops.devstack.forwarder import serve as forward
 from modelops.devstack.images import Unrunnable, container_argv, local_command
 from modelops.devstack.network import PodNetwork, Sandbox
@@ -311,8 +312,11 @@ class ProcessKubelet:
         ]
         if mounts:
             # A private mount namespace per container, with the volumes at their mountPaths.
+            # What plays the image's files stays visible whatever the volumes cover.
+            keep = [str(folder), str(REPO_ROOT), sys.prefix, str(CACHE_ROOT)]
+            spec = json.dumps({"mounts": mounts, "keep": keep})
             command = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m",
-                       "modelops.devstack.mounts", json.dumps(mounts), "--", *command]  # fmt: skip
+                       "modelops.devstack.mounts", spec, "--", *command]  # fmt: skip
         log = (folder / f"{state.name}.log").open("ab")
         state.process = await asyncio.create_subprocess_exec(
             *run.sandbox.command(command), env={"PATH": os.environ.get("PATH", ""), "HOME": str(folder), **env},
