@@ -128,15 +128,23 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
     helm: Path, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     objects = render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml"))
-    manifest = tmp_path / "rendered.yaml"
+    namespaces = ["modelops-system", "models", "staging-models", "modelops"]
+    accepted_by_dry_run(control_plane, objects, namespaces, tmp_path)
+
+
+def accepted_by_dry_run(
+    plane: ControlPlane, objects: list[dict[str, Any]], namespaces: list[str], folder: Path
+) -> None:
+    """Every object accepted by the API server (server-side apply, dry run), its namespaces
+    created first."""
+    manifest = folder / "rendered.yaml"
     manifest.write_text(yaml.safe_dump_all(objects))
     kubectl = ensure_binaries().kubectl
-    namespaces = ["modelops-system", "models", "staging-models", "modelops"]
     for name in namespaces:
-        subprocess.run([str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "create",
+        subprocess.run([str(kubectl), "--kubeconfig", str(plane.kubeconfig), "create",
                         "namespace", name], capture_output=True, check=False)  # fmt: skip
     result = subprocess.run(
-        [str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "apply", "--server-side",
+        [str(kubectl), "--kubeconfig", str(plane.kubeconfig), "apply", "--server-side",
          "--dry-run=server", "-f", str(manifest)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -241,15 +249,4 @@ def test_the_optional_parts_are_accepted_by_the_api_server(
     env = {e["name"]: e for e in storage["spec"]["container"]["env"]}
     assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.mlflow.svc.cluster.local:5000"
     assert env["MLFLOW_TRACKING_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
-    manifest = tmp_path / "extras.yaml"
-    manifest.write_text(yaml.safe_dump_all(objects))
-    kubectl = ensure_binaries().kubectl
-    subprocess.run([str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "create",
-                    "namespace", "modelops-system"], capture_output=True, check=False)  # fmt: skip
-    result = subprocess.run(
-        [str(kubectl), "--kubeconfig", str(control_plane.kubeconfig), "apply", "--server-side",
-         "--dry-run=server", "-f", str(manifest)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("(server dry run)") == len(objects)
+    accepted_by_dry_run(control_plane, objects, ["modelops-system"], tmp_path)
