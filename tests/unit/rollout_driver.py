@@ -10,7 +10,13 @@ from typing import Any
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
 from modelops.core.decision import Decision
-from modelops.core.progressive import after_registry_writes
+from modelops.core.progressive import (
+    WorkloadFacts,
+    after_registry_writes,
+    diagnosis_selector,
+    endpoint_check,
+)
+from modelops.core.readiness import DRAIN, SUSTAINED_READY
 from modelops.core.reconcile import decide
 from tests.unit.factories import deployment_body
 
@@ -29,11 +35,29 @@ ANALYSIS = {
 }
 
 
+def fields_v1(value: Any) -> dict[str, Any]:
+    """The fieldsV1 the API server records for an apply of `value` (lists owned whole)."""
+    if isinstance(value, dict) and value:
+        return {f"f:{key}": fields_v1(item) for key, item in value.items()}
+    return {}
+
+
+def applied_by_modelops(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """managedFields as after our server-side apply of `manifest`."""
+    metadata = manifest["metadata"]
+    owned = {
+        "metadata": {k: metadata[k] for k in ("labels", "annotations", "ownerReferences") if k in metadata},
+        "spec": manifest["spec"],
+    }  # fmt: skip
+    return [{"manager": "modelops", "operation": "Apply", "fieldsV1": fields_v1(owned)}]
+
+
 def reported(
     manifest: dict[str, Any], *, ready: bool, canary_ready: bool, generation: int
 ) -> dict[str, Any]:
     observed = copy.deepcopy(manifest)
     observed["metadata"].update(generation=generation, resourceVersion=str(100 + generation))
+    observed["metadata"]["managedFields"] = applied_by_modelops(manifest)
     state = "True" if ready else "False"
     name = manifest["spec"]["predictor"].get("name")
     service = f"fraud-{name}-predictor" if name else "fraud-predictor"
@@ -69,6 +93,10 @@ class Driver:
         self.canary_ready = True
         self.decisions: list[Decision] = []
         self.applied: list[dict[str, Any]] = []
+        self.route: dict[str, Any] | None = None
+        """The HTTPRoute last applied (the reconciler applies each decision's)."""
+        self.pods: list[dict[str, Any]] | None = None
+        """Pods to describe when core asks for them (a version past its deadline)."""
 
     @property
     def deployment(self) -> ModelDeployment:
@@ -92,9 +120,32 @@ class Driver:
         else:
             annotations[key] = value
 
+    def report(self, *, canary_ready: bool) -> None:
+        """KServe (and the canary Service's endpoints) report the canary's readiness now."""
+        self.canary_ready = canary_ready
+        if self.observed is not None:
+            self.observed = reported(
+                self.observed,
+                ready=self.ready,
+                canary_ready=canary_ready,
+                generation=self.generation,
+            )
+
     def tick(self, seconds: float = 0, measurements: list[Measurement] | None = None) -> Decision:
         self.now += timedelta(seconds=seconds)
-        decision = decide(self.deployment, self.observed, self.now, measurements=measurements)
+        deployment = self.deployment
+        facts = WorkloadFacts(
+            canary_endpoints=self.canary_ready
+            if endpoint_check(deployment, self.observed)
+            else None,
+            pods=self.pods if diagnosis_selector(deployment, self.now) else None,
+            applied_route=self.route,
+        )
+        decision = decide(
+            deployment, self.observed, self.now, measurements=measurements, facts=facts
+        )
+        if decision.http_route is not None:
+            self.route = decision.http_route
         status = decision.status
         if decision.registry_writes:
             status = after_registry_writes(status, decision.registry_writes)
@@ -165,10 +216,16 @@ def deployed(**overrides: Any) -> Driver:
 
 
 def rolling(**overrides: Any) -> Driver:
-    """Version 8 rolling out, its canary ready in step 1."""
+    """Version 8 rolling out, its canary ready (for the sustained interval) in step 1."""
     driver = deployed(**overrides)
     driver.serve("8")
     driver.settle()
     driver.tick()
+    driver.tick(SUSTAINED_READY.total_seconds())
     assert driver.status["canary"]["stepStartedAt"]
     return driver
+
+
+def drain(driver: Driver) -> Decision:
+    """Let retiring predictors drain and go."""
+    return driver.tick(DRAIN.total_seconds())

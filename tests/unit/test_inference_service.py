@@ -4,7 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelops.core.inference_service import (
-    SPEC_HASH_ANNOTATION,
+    PRE_STOP_SLEEP_SECONDS,
+    CanaryPlan,
     ServedModel,
     desired_inference_service,
 )
@@ -29,7 +30,46 @@ def test_predictor_carries_format_storage_protocol_and_replicas() -> None:
         "protocolVersion": "v2",
         "storageUri": "s3://models/fraud/7",
         "runtime": "kserve-mlserver",
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/models/fraud/ready", "port": 8080},
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
     }
+
+
+def test_ready_means_the_model_loaded_for_each_protocol_unless_the_runtime_probe_is_asked() -> None:
+    def probe(**overrides: Any) -> Any:
+        return build(**overrides)["spec"]["predictor"]["model"].get("readinessProbe")
+
+    assert probe()["httpGet"] == {"path": "/v2/models/fraud/ready", "port": 8080}
+    assert probe(spec__serving__protocolVersion="v1")["httpGet"]["path"] == "/v1/models/fraud"
+    assert probe(spec__serving__protocolVersion="grpc-v2")["httpGet"]["path"] == (
+        "/v2/models/fraud/ready"
+    )
+    assert probe(spec__serving__readiness={"port": 9090})["httpGet"]["port"] == 9090
+    assert probe(spec__serving__readiness={"check": "Runtime"}) is None
+
+
+def test_canary_entries_take_their_replicas_from_the_stable_sum() -> None:
+    canary = CanaryPlan(ServedModel("s3://m/8", "sklearn", version="8"), "v8", 30, 1)
+    retiring = CanaryPlan(ServedModel("s3://m/6", "sklearn", version="6"), "v6", 0, 2)
+    manifest = desired_inference_service(
+        deployment(spec__serving__minReplicas=3, spec__serving__maxReplicas=4),
+        SERVED,
+        predictor_name="v7",
+        canaries=[retiring, canary],
+        stable_replicas=2,
+    )
+    predictor = manifest["spec"]["predictor"]
+    # KServe subtracts every entry's minReplicas: 5 - 2 - 1 leaves the stable its 2.
+    assert (predictor["name"], predictor["minReplicas"], predictor["maxReplicas"]) == ("v7", 5, 5)
+    entries = [(c["predictor"]["name"], c["trafficPercent"], c["predictor"]["minReplicas"])
+               for c in manifest["spec"]["canary"]]  # fmt: skip
+    assert entries == [("v6", 0, 2), ("v8", 30, 1)]
+    assert manifest["spec"]["canary"][0]["predictor"]["labels"]["modelops.io/model-version"] == "6"
 
 
 def test_optional_fields_are_left_to_kserve_when_unset() -> None:
@@ -79,11 +119,14 @@ def test_deployment_mode_annotation_follows_the_spec() -> None:
     assert knative["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
 
 
-def test_spec_hash_changes_with_the_spec_and_only_then() -> None:
-    first = build()["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
-    assert build()["metadata"]["annotations"][SPEC_HASH_ANNOTATION] == first
-    changed = build(spec__serving__minReplicas=2)["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
-    assert changed != first
+def test_only_kserve_annotations_are_written_so_nothing_of_ours_reaches_pod_templates() -> None:
+    # KServe copies the InferenceService's annotations into the predictor pod templates: a
+    # bookkeeping annotation that changes with the spec would restart every predictor.
+    assert set(build()["metadata"]["annotations"]) == {"serving.kserve.io/deploymentMode"}
+    assert (
+        build()["metadata"]["annotations"]
+        == build(spec__serving__minReplicas=2)["metadata"]["annotations"]
+    )
 
 
 def test_a_model_name_that_is_no_label_value_is_made_one() -> None:

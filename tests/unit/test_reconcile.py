@@ -10,6 +10,7 @@ from modelops.core.conditions import condition
 from modelops.core.decision import Decision
 from modelops.core.reconcile import decide
 from tests.unit.factories import deployment, deployment_body
+from tests.unit.rollout_driver import applied_by_modelops
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -113,9 +114,24 @@ def test_a_hand_edit_of_an_owned_field_is_restored_with_a_warning() -> None:
     assert first.inference_service is not None
     edited = served_by_kserve(first.inference_service)
     edited["spec"]["predictor"]["minReplicas"] = 5
-    decision = decide(deployment(), edited, NOW)
+    current = with_status(deployment_body(), first)  # the spec is unchanged since
+    decision = decide(current, edited, NOW)
     assert decision.inference_service == first.inference_service
     assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Restored")]
+
+
+def test_a_field_no_longer_wanted_is_removed_although_every_wanted_value_is_there() -> None:
+    # No annotation of ours records what was asked: the fields our last apply owns do.
+    first = decide(deployment(spec__serving__maxReplicas=4), None, NOW)
+    assert first.inference_service is not None
+    observed = served_by_kserve(first.inference_service)
+    observed["metadata"]["managedFields"] = applied_by_modelops(first.inference_service)
+    assert decide(deployment(spec__serving__maxReplicas=4), observed, NOW).inference_service is None
+    edited = with_status(deployment_body(metadata__generation=2), first)  # maxReplicas removed
+    later = decide(edited, observed, NOW)
+    assert later.inference_service is not None
+    assert "maxReplicas" not in later.inference_service["spec"]["predictor"]
+    assert [(e.type, e.reason) for e in later.events] == [("Normal", "Updated")]
 
 
 def test_a_removed_label_is_restored() -> None:

@@ -16,8 +16,12 @@ from modelops.core.rollout_state import (
     ROLLBACK_ANNOTATION,
 )
 from tests.unit.rollout_driver import (
+    ROLLOUT as ROLLOUT_SPEC,
+)
+from tests.unit.rollout_driver import (
     Driver,
     deployed,
+    drain,
     erroring,
     failing,
     inconclusive,
@@ -58,10 +62,65 @@ def test_a_new_version_starts_a_canary_at_the_first_steps_traffic() -> None:
     assert entry["predictor"]["labels"]["modelops.io/model-version"] == "8"
     assert driver.observed is not None
     assert driver.observed["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/7"
-    # The step's clock starts once KServe reports the canary ready.
+    # The step's clock starts once the canary has been ready for the sustained interval.
     assert "stepStartedAt" not in canary
     driver.tick()
+    assert driver.status["canary"]["readySince"] and "stepStartedAt" not in driver.status["canary"]
+    driver.tick(9)
+    assert "stepStartedAt" not in driver.status["canary"]
+    driver.tick(1)
     assert driver.status["canary"]["stepStartedAt"]
+
+
+def test_a_canary_gets_route_weight_only_after_sustained_readiness_with_endpoints() -> None:
+    route = {"hostnames": ["fraud.models.example.com"]}
+    driver = deployed(spec__serving__httpRoute=route)
+    driver.report(canary_ready=False)
+    driver.serve("8")
+    driver.settle()
+
+    def backends() -> list[tuple[str, int]]:
+        assert driver.route is not None
+        refs = driver.route["spec"]["rules"][0]["backendRefs"]
+        return [(b["name"], b["weight"]) for b in refs]
+
+    assert backends() == [("fraud-v7-predictor", 100)]
+    driver.report(canary_ready=True)  # KServe ready, its Service's endpoints ready
+    driver.tick(5)
+    driver.tick(5)
+    assert backends() == [("fraud-v7-predictor", 100)]
+    driver.report(canary_ready=False)  # a flap restarts the sustained interval
+    driver.tick(1)
+    driver.report(canary_ready=True)
+    driver.tick(1)
+    driver.tick(9)
+    assert backends() == [("fraud-v7-predictor", 100)]
+    assert driver.status["canary"]["effectiveTraffic"] == 0
+    driver.tick(1)
+    assert backends() == [("fraud-v7-predictor", 90), ("fraud-v8-predictor", 10)]
+    assert driver.status["canary"]["effectiveTraffic"] == 10
+    # Readiness lost mid-step: the weight goes, the step starts over once ready again.
+    driver.report(canary_ready=False)
+    driver.tick(5)
+    assert backends() == [("fraud-v7-predictor", 100)]
+    assert "stepStartedAt" not in driver.status["canary"]
+    driver.report(canary_ready=True)
+    driver.tick(1)
+    driver.tick(10)
+    assert backends() == [("fraud-v7-predictor", 90), ("fraud-v8-predictor", 10)]
+
+
+def test_kserve_ready_without_a_ready_endpoint_is_not_ready() -> None:
+    driver = deployed()
+    driver.serve("8")
+    driver.settle()
+    deployment = driver.deployment
+    from modelops.core.progressive import WorkloadFacts
+    from modelops.core.reconcile import decide
+
+    decision = decide(deployment, driver.observed, driver.now, facts=WorkloadFacts(False))
+    assert decision.status.canary is not None and decision.status.canary.ready_since is None
+    assert "has no ready endpoint yet" in (decision.status.message or "")
 
 
 def test_a_healthy_canary_walks_every_step_and_is_promoted() -> None:
@@ -81,11 +140,19 @@ def test_a_healthy_canary_walks_every_step_and_is_promoted() -> None:
     assert status["stable"]["version"] == "8" and status["previous"]["version"] == "7"
     assert status["stable"]["predictor"] == "v8"
     assert driver.observed is not None
-    # Promotion retargets the stable predictor onto the canary's Deployment: no restart.
+    # Promotion retargets the stable predictor onto the canary's Deployment: no restart. The
+    # old stable keeps running without traffic while the switch reaches the gateways.
     assert driver.observed["spec"]["predictor"]["name"] == "v8"
     assert driver.observed["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/8"
-    assert canary_entries(driver) == []
+    assert [(c["predictor"]["name"], c["trafficPercent"]) for c in canary_entries(driver)] == [
+        ("v7", 0)
+    ]
+    assert [r["predictor"] for r in status["retiring"]] == ["v7"]
     assert [h["event"] for h in status["history"]] == ["Deployed", "RolloutStarted", "Promoted"]
+    driver.tick(4)
+    assert len(canary_entries(driver)) == 1
+    assert drain(driver).events == ()
+    assert canary_entries(driver) == [] and not driver.status.get("retiring")
     assert driver.tick(30).events == ()
 
 
@@ -104,6 +171,11 @@ def test_a_failing_canary_is_rolled_back_once_past_the_failure_limit() -> None:
     assert [r["version"] for r in status["rejectedVersions"]] == ["8"]
     degraded = condition(decision.status.conditions, "Degraded")
     assert degraded is not None and degraded.status == "True" and "0.3" in degraded.message
+    # Traffic leaves first; the canary's Deployment drains, then goes.
+    assert [(c["predictor"]["name"], c["trafficPercent"]) for c in canary_entries(driver)] == [
+        ("v8", 0)
+    ]
+    drain(driver)
     assert canary_entries(driver) == []
     assert driver.body["spec"]["model"]["version"] == "8"  # the spec is never written
     # The rejected version is not tried again while the spec still names it.
@@ -125,6 +197,7 @@ def test_a_retry_request_acts_once_per_value() -> None:
     assert driver.status["handledRequests"] == {"retry": "8"}
     driver.settle()
     driver.tick()
+    driver.tick(10)
     driver.tick(30, failing())
     driver.tick(30, failing())
     # The same annotation value does not retry again.
@@ -231,9 +304,20 @@ def test_monitoring_rolls_back_inside_the_window_and_marks_degraded_after_it() -
     driver.tick(30, failing())
     decision = driver.tick(30, failing())
     assert decision.counts == ("rolled_back",)
-    assert driver.status["stable"]["version"] == "7"
+    # Version 7's pods are gone: it comes back as a restoring canary and takes all traffic
+    # once ready; version 8 serves until then.
+    assert driver.status["stable"]["version"] == "8"
+    restoring = driver.status["canary"]
+    assert (restoring["version"], restoring["traffic"], restoring["restoring"]) == ("7", 100, True)
+    assert driver.status["phase"] == "RolledBack"
+    driver.settle()
+    driver.tick()
+    driver.tick(10)
+    assert driver.status["stable"]["version"] == "7" and "canary" not in driver.status
     assert driver.observed is not None
     assert driver.observed["spec"]["predictor"]["model"]["storageUri"] == "s3://models/fraud/7"
+    assert [r["version"] for r in driver.status["retiring"]] == ["8"]
+    assert [r["version"] for r in driver.status["rejectedVersions"]] == ["8"]
 
     late = rolling(
         spec__monitoring={"rollbackWindow": "1m"},
@@ -286,7 +370,7 @@ def test_an_http_route_splits_by_the_steps_weights() -> None:
     driver = rolling(spec__serving__httpRoute=route)
     backends = driver.decisions[-1].http_route["spec"]["rules"][0]["backendRefs"]  # type: ignore[index]
     assert backends == [
-        {"name": "fraud-predictor", "port": 80, "weight": 90},
+        {"name": "fraud-v7-predictor", "port": 80, "weight": 90},
         {"name": "fraud-v8-predictor", "port": 80, "weight": 10},
     ]
     assert driver.status["canary"]["effectiveTraffic"] == 10
@@ -322,11 +406,12 @@ def test_rollout_invariants(actions: list[tuple[str, int, str]], mode: str) -> N
         decision = driver.tick(seconds, measurements)
         after = decision.status
         rejected = {(r.version, r.storage_uri) for r in after.rejected_versions}
-        # Never serve a rejected version.
-        assert (
-            after.stable is not None
-            and (after.stable.version, after.stable.storage_uri) not in rejected
-        )
+        # Never serve a rejected version, but while the previous one is restored (Standard
+        # mode brings its pods back first) or when it could not be.
+        assert after.stable is not None
+        if (after.stable.version, after.stable.storage_uri) in rejected:
+            restoring = after.canary is not None and after.canary.restoring
+            assert restoring or after.phase == "Degraded"
         if after.canary is not None and not after.canary.aborting:
             assert (after.canary.version, after.canary.storage_uri) not in rejected
             # Never exceed the current step's traffic.
@@ -338,17 +423,34 @@ def test_rollout_invariants(actions: list[tuple[str, int, str]], mode: str) -> N
             assert "promoted" not in decision.counts
             if before.canary is not None and after.canary is not None:
                 assert after.canary.step == before.canary.step
-        # A rollback ends with all traffic on the last good version.
+        # A canary has route weight only while its step clock runs.
+        route = decision.http_route
+        if route is not None:
+            weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+            assert sum(weights.values()) == 100
+            live = after.canary
+            assert len(weights) == 1 or (live is not None and live.step_started_at is not None)
+        # A rollback ends with all traffic on the last good version (after the drain, or once
+        # the previous version is restored).
         if "rolled_back" in decision.counts:
-            settled = driver.settle()
+            for _ in range(4):
+                driver.canary_ready = True
+                settled = driver.settle()
+                driver.tick(10)
+            settled = driver.tick(5)
             assert driver.observed is not None
             spec = driver.observed["spec"]
-            assert "canary" not in spec and "canaryTrafficPercent" not in spec["predictor"]
+            assert not spec.get("canary") and "canaryTrafficPercent" not in spec["predictor"]
             good = settled.status.stable
             assert good is not None and spec["predictor"]["model"]["storageUri"] == good.storage_uri
-        # At most one rollout in flight.
+        # At most one rollout in flight: every other entry is retiring, without traffic.
         if driver.observed is not None:
-            assert len(driver.observed["spec"].get("canary", [])) <= 1
+            retiring = {r.predictor for r in after.retiring}
+            live_entries = [
+                c for c in driver.observed["spec"].get("canary", [])
+                if c["predictor"]["name"] not in retiring or c["trafficPercent"] > 0
+            ]  # fmt: skip
+            assert len(live_entries) <= 1
 
 
 def test_a_version_with_the_same_artifact_is_promoted_without_renaming_the_predictor() -> None:
@@ -356,12 +458,13 @@ def test_a_version_with_the_same_artifact_is_promoted_without_renaming_the_predi
     driver.body["spec"]["serving"]["storageUri"] = "s3://models/fraud/7"  # version 8, same files
     driver.settle()
     driver.tick()
+    driver.tick(10)
     for _ in range(4):
         driver.tick(30, passing())
     assert driver.status["stable"]["version"] == "8"
     assert driver.observed is not None
     # KServe refuses a predictor.name change without a storageUri change.
-    assert "name" not in driver.observed["spec"]["predictor"]
+    assert driver.observed["spec"]["predictor"]["name"] == "v7"
 
 
 def test_a_refused_inference_service_keeps_the_recorded_state_and_is_not_asked_again() -> None:
@@ -376,3 +479,102 @@ def test_a_refused_inference_service_keeps_the_recorded_state_and_is_not_asked_a
     assert refused.status.phase == "Failed" and refused.status.canary == decision.status.canary
     assert refused.status.analysis == decision.status.analysis
     assert [e.reason for e in refused.events] == ["InferenceServiceRejected"]
+
+
+CRASH_LOOPING_POD = {
+    "metadata": {"name": "fraud-v8-predictor-5d9c-x2"},
+    "status": {
+        "phase": "Running",
+        "initContainerStatuses": [
+            {"name": "storage-initializer", "ready": False, "restartCount": 0,
+             "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+        ],
+        "containerStatuses": [
+            {"name": "kserve-container", "ready": False, "restartCount": 4,
+             "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                   "message": "back-off 2m40s restarting failed container"}},
+             "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}},
+        ],
+    },
+}  # fmt: skip
+
+
+def test_a_canary_not_ready_by_its_progress_deadline_is_rolled_back_saying_why() -> None:
+    driver = deployed(spec__rollout={**ROLLOUT_SPEC, "progressDeadline": "2m"})
+    driver.report(canary_ready=False)
+    driver.pods = [CRASH_LOOPING_POD]
+    driver.serve("8")
+    driver.settle()
+    driver.tick(60)
+    assert driver.status["phase"] == "Progressing" and "60s left" in driver.status["message"]
+    decision = driver.tick(61)
+    assert decision.counts == ("rolled_back",)
+    [rejected] = driver.status["rejectedVersions"]
+    assert rejected["version"] == "8"
+    reason = rejected["reason"]
+    assert reason.startswith("not ready within progressDeadline 2m: KServe reports the canary")
+    assert "pod fraud-v8-predictor-5d9c-x2: kserve-container CrashLoopBackOff" in reason
+    assert "last exit code 1 (Error), 4 restarts" in reason
+    assert "storage-initializer" not in reason  # it finished
+    [event] = [e for e in decision.events if e.reason == "RolledBack"]
+    assert "CrashLoopBackOff" in event.message
+    assert driver.status["history"][-1]["event"] == "RolledBack"  # onRollback fires on it
+
+
+def test_the_deadline_counts_again_from_a_loss_of_readiness() -> None:
+    driver = rolling(spec__rollout={**ROLLOUT_SPEC, "progressDeadline": "1m"})
+    driver.report(canary_ready=False)
+    driver.tick(1)  # the loss is seen: traffic off, the deadline counts from here
+    driver.tick(50)
+    assert not driver.status.get("rejectedVersions")
+    driver.tick(11)
+    assert [r["version"] for r in driver.status.get("rejectedVersions", [])] == ["8"]
+
+
+def test_a_first_version_never_ready_is_failed_with_the_same_reason_and_recovers() -> None:
+    driver = Driver(spec__rollout={**ROLLOUT_SPEC, "progressDeadline": "1m"})
+    driver.ready = False
+    driver.pods = [{**CRASH_LOOPING_POD, "metadata": {"name": "fraud-v7-predictor-1"}}]
+    driver.settle()
+    assert driver.status["phase"] == "Pending"
+    decision = driver.tick(61)
+    assert driver.status["phase"] == "Failed"
+    ready = condition(decision.status.conditions, "Ready")
+    assert ready is not None and ready.reason == "ProgressDeadlineExceeded"
+    assert "version 7 not ready within progressDeadline 1m" in ready.message
+    assert "CrashLoopBackOff" in ready.message
+    assert [e.reason for e in decision.events] == ["ProgressDeadlineExceeded"]
+    assert driver.tick(30).events == ()  # said once
+    driver.ready = True
+    driver.tick()
+    assert driver.tick().status.phase == "Healthy"
+    assert "deploying" not in driver.status
+
+
+def test_a_restored_version_that_never_becomes_ready_leaves_the_deployment_degraded() -> None:
+    driver = rolling(spec__monitoring={"rollbackWindow": "10m"},
+                     spec__rollout={"strategy": "Direct", "bake": "30s", "progressDeadline": "1m"})  # fmt: skip
+    driver.tick(30, passing())
+    drain(driver)
+    driver.report(canary_ready=False)
+    driver.tick(30, failing())
+    driver.tick(30, failing())
+    assert driver.status["canary"]["restoring"]
+    driver.tick(30)
+    driver.tick(31)
+    status = driver.status
+    assert status["phase"] == "Degraded" and status["stable"]["version"] == "8"
+    assert "could not be restored" in status["message"] and "canary" not in status
+
+
+def test_a_new_canary_never_takes_the_name_of_a_retiring_predictor() -> None:
+    driver = rolling()
+    for _ in range(4):
+        driver.tick(30, passing())
+    assert [r["predictor"] for r in driver.status["retiring"]] == ["v7"]
+    driver.serve("7")  # back to 7 while its old predictor still drains
+    driver.tick()
+    name = driver.status["canary"]["name"]
+    assert name != "v7" and name.startswith("c")
+    names = [c["predictor"]["name"] for c in canary_entries(driver)]
+    assert sorted(names) == sorted(["v7", name])

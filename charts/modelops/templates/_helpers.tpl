@@ -38,6 +38,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]                               # the registry and Prometheus Secrets deployments name
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]                              # what a version past its progressDeadline reports
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]                              # a canary gets traffic only with ready endpoints
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]

@@ -17,8 +17,7 @@ from typing import Any
 import aiohttp
 
 from modelops.adapters.http_auth import client_headers
-
-FIELD_MANAGER = "modelops"
+from modelops.core.patches import FIELD_MANAGER
 
 
 @dataclass(frozen=True)

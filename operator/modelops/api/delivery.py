@@ -67,6 +67,20 @@ class RolloutSpec(SpecModel):
     promote_alias: Annotated[MlflowAlias, Field(json_schema_extra=ALIAS_RULES)] | None = None
     """MLflow alias to point at a version once it is promoted, for example champion."""
 
+    progress_deadline: Annotated[
+        Duration,
+        Field(
+            json_schema_extra=validations(
+                Rule(
+                    "duration(self) >= duration('30s')",
+                    "spec.rollout.progressDeadline must be at least 30s (a model server needs "
+                    "time to start), for example 10m",
+                )
+            )
+        ),
+    ] = "10m"
+    """How long a new version may take to become ready (its model loaded, ready for 10s without a break) before it is rolled back; a first version that misses it is Failed. Counts again from each loss of readiness."""
+
 
 class PrometheusTLS(SpecModel):
     """TLS settings for the Prometheus connection."""

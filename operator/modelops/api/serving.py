@@ -123,6 +123,16 @@ class HttpRouteSpec(SpecModel):
     """Gateways the route attaches to."""
 
 
+class ReadinessSpec(SpecModel):
+    """When a model server pod counts as ready for traffic."""
+
+    check: Literal["ModelLoaded", "Runtime"] = "ModelLoaded"
+    """ModelLoaded: a readiness probe on the model server's own model readiness (GET /v2/models/{name}/ready for the v2 protocols, /v1/models/{name} for v1), so a pod is Ready only once its model has loaded. Runtime: keep the probe the ServingRuntime or KServe gives (KServe's default only checks that the port is open)."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    """HTTP port of the model server's REST API (KServe's runtimes listen on 8080)."""
+
+
 class ServingSpec(SpecModel):
     """How KServe serves the model."""
 
@@ -174,3 +184,8 @@ class ServingSpec(SpecModel):
 
     http_route: HttpRouteSpec | None = None
     """Standard mode: an HTTPRoute modelops keeps pointed at stable and canary with the step's weights."""
+
+    readiness: ReadinessSpec = Field(
+        default_factory=ReadinessSpec, json_schema_extra={"default": {}}
+    )
+    """When a model server counts as ready: its model loaded (default), or the runtime's own probe."""

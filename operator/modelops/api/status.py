@@ -106,13 +106,49 @@ class CanaryStatus(ServedVersion):
     """When the rollout of this version started."""
 
     step_started_at: datetime | None = None
-    """When the current step started (the canary was ready with its traffic)."""
+    """When the current step started: the canary had been ready for 10s and got its traffic. Empty while it waits for readiness (it has no traffic then)."""
+
+    ready_since: datetime | None = None
+    """Since when the canary has been ready without a break (its model loaded and its Service with a ready endpoint)."""
+
+    waiting_since: datetime | None = None
+    """Since when the canary has been waiting for readiness (its start, or its last loss of readiness): spec.rollout.progressDeadline counts from here."""
 
     paused_reason: str | None = None
     """Why the rollout does not advance: a person paused it, or the analysis has no verdict."""
 
     aborting: bool = False
     """Knative mode: traffic is back on the stable revision; the stable storageUri is restored next."""
+
+    restoring: bool = False
+    """A rollback after promotion: the previous version comes back as this canary and takes all traffic as soon as it is ready, without analysis."""
+
+
+class RetiringVersion(ServedVersion):
+    """A predictor that left (promoted over, or rolled back) and keeps running without traffic
+    for a few seconds, so requests routed before the switch reached every gateway still find it."""
+
+    replicas: int | None = None
+    """Replicas it keeps while it drains."""
+
+    since: datetime
+    """When its traffic was moved away."""
+
+
+class DeployingVersion(StatusModel):
+    """The first version of a deployment while it is not ready yet."""
+
+    version: str | None = None
+    """Registry version."""
+
+    storage_uri: str | None = None
+    """Its storageUri."""
+
+    since: datetime
+    """When its deployment started: spec.rollout.progressDeadline counts from here."""
+
+    deadline_exceeded: bool = False
+    """It missed spec.rollout.progressDeadline (the deployment is Failed until it becomes ready)."""
 
 
 class Measurement(StatusModel):
@@ -304,6 +340,12 @@ class ModelDeploymentStatus(StatusModel):
 
     canary: CanaryStatus | None = None
     """The version being rolled out, if any."""
+
+    retiring: Annotated[list[RetiringVersion], Field(max_length=4)] = []
+    """Predictors draining after a promotion or rollback (Standard mode), removed a few seconds after their traffic moved."""
+
+    deploying: DeployingVersion | None = None
+    """The first version while it is not ready yet."""
 
     history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = []
     """Recent changes of what is served, newest last."""

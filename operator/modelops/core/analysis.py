@@ -18,75 +18,12 @@ from typing import Literal
 from modelops.api.delivery import AnalysisSpec, MetricSpec
 from modelops.api.status import AnalysisStatus, Measurement
 from modelops.core.durations import parse_duration
+from modelops.core.presets import PRESETS
 from modelops.core.promql import TemplateError, render
 
 Verdict = Literal["Pass", "Fail", "Inconclusive", "Error"]
 ROLE_LABEL = "modelops_role"
-
-_MLSERVER = (
-    'namespace="{{ namespace }}", deployment="{{ deployment }}", model_version="{{ version }}"'
-)
-_ROUTER = 'namespace="{{ namespace }}", service="{{ service }}"'
-_KNATIVE = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
-_KSERVE = (
-    'namespace="{{ namespace }}", deployment="{{ deployment }}", model_version="{{ version }}"'
-)
-
-
-def _share(failed: str, total: str) -> str:
-    return f"sum(rate({failed}[{{{{ window }}}}])) / sum(rate({total}[{{{{ window }}}}]))"
-
-
-def _quantile(q: str, buckets: str, scale: str = "") -> str:
-    return f"histogram_quantile({q}, sum by (le) (rate({buckets}[{{{{ window }}}}]))){scale}"
-
-
-PRESETS: Mapping[str, str] = {
-    # MLServer: model_infer_request_{success,failure}_total and the model_infer_request_duration
-    # summary (count and sum only), per pod; our relabelling adds namespace, deployment and
-    # model_version from the pod's labels.
-    "mlserver-error-rate": (
-        f"sum(rate(model_infer_request_failure_total{{{_MLSERVER}}}[{{{{ window }}}}])) / "
-        f"(sum(rate(model_infer_request_success_total{{{_MLSERVER}}}[{{{{ window }}}}])) + "
-        f"sum(rate(model_infer_request_failure_total{{{_MLSERVER}}}[{{{{ window }}}}])))"
-    ),
-    "mlserver-http-error-rate": _share(
-        f'rest_server_requests_total{{{_MLSERVER}, status_code=~"5.."}}',
-        f"rest_server_requests_total{{{_MLSERVER}}}",
-    ),
-    "mlserver-latency-mean": _share(
-        f"model_infer_request_duration_sum{{{_MLSERVER}}}",
-        f"model_infer_request_duration_count{{{_MLSERVER}}}",
-    ),
-    "mlserver-latency-p95": _quantile(
-        "0.95", f"rest_server_request_duration_seconds_bucket{{{_MLSERVER}}}"
-    ),
-    "mlserver-latency-p99": _quantile(
-        "0.99", f"rest_server_request_duration_seconds_bucket{{{_MLSERVER}}}"
-    ),
-    # Knative's queue-proxy, per revision (latencies in milliseconds).
-    "knative-error-rate": _share(
-        f'revision_app_request_count{{{_KNATIVE}, response_code_class="5xx"}}',
-        f"revision_app_request_count{{{_KNATIVE}}}",
-    ),
-    "knative-latency-p95": _quantile(
-        "0.95", f"revision_app_request_latencies_bucket{{{_KNATIVE}}}", " / 1000"
-    ),
-    "knative-latency-p99": _quantile(
-        "0.99", f"revision_app_request_latencies_bucket{{{_KNATIVE}}}", " / 1000"
-    ),
-    # The KServe Python model server's request_predict_seconds histogram.
-    "kserve-latency-p95": _quantile("0.95", f"request_predict_seconds_bucket{{{_KSERVE}}}"),
-    "kserve-latency-p99": _quantile("0.99", f"request_predict_seconds_bucket{{{_KSERVE}}}"),
-    # The local cluster's router, per predictor Service.
-    "router-error-rate": _share(
-        f'modelops_router_requests_total{{{_ROUTER}, code=~"5.."}}',
-        f"modelops_router_requests_total{{{_ROUTER}}}",
-    ),
-    "router-latency-p95": _quantile(
-        "0.95", f"modelops_router_request_duration_seconds_bucket{{{_ROUTER}}}"
-    ),
-}
+ONLY_FAILURES = "no request to the version succeeded in the window"
 
 
 @dataclass(frozen=True)
@@ -177,6 +114,9 @@ def _number(value: float) -> str:
 
 def _bounds(metric: MetricSpec, value: float) -> str | None:
     """Why `value` fails the metric's min/max, or None when it is inside them."""
+    if math.isinf(value) and value > 0 and metric.max is not None:
+        # The presets' latency of a version that answered no request successfully.
+        return f"{metric.name}: {ONLY_FAILURES} (> max {_number(metric.max)})"
     if metric.max is not None and value > metric.max:
         return f"{metric.name} = {_number(value)} > max {_number(metric.max)}"
     if metric.min is not None and value < metric.min:
@@ -212,7 +152,7 @@ def judge(metric: MetricSpec, answer: Answer) -> Measurement:
         return Measurement(
             name=metric.name,
             verdict="Fail" if failing else "Pass",
-            value=value,
+            value=None if math.isinf(value) else value,
             message=failing or f"{metric.name} = {_number(value)} within bounds",
         )
     sides: dict[str, float] = {}
@@ -234,6 +174,8 @@ def judge(metric: MetricSpec, answer: Answer) -> Measurement:
     ratio = 1.0 if canary == stable else (math.inf if stable == 0 else canary / stable)
     assert metric.max_ratio is not None  # the CRD requires maxRatio with compareTo
     failing = _bounds(metric, canary)
+    if failing is None and math.isinf(canary):
+        failing = f"{metric.name}: canary: {ONLY_FAILURES}"
     if failing is None and ratio > metric.max_ratio:
         failing = (
             f"{metric.name}: canary {_number(canary)} / stable {_number(stable)} = "
@@ -243,8 +185,8 @@ def judge(metric: MetricSpec, answer: Answer) -> Measurement:
         name=metric.name,
         verdict="Fail" if failing else "Pass",
         value=None if math.isinf(ratio) else ratio,
-        canary_value=canary,
-        stable_value=stable,
+        canary_value=None if math.isinf(canary) else canary,
+        stable_value=None if math.isinf(stable) else stable,
         message=failing
         or f"{metric.name}: canary {_number(canary)} / stable {_number(stable)} = {_number(ratio)} within maxRatio {_number(metric.max_ratio)}",
     )

@@ -15,6 +15,8 @@ from modelops.core.conditions import ConditionUpdate, condition, with_condition
 from modelops.core.decision import Decision, EventIntent
 from modelops.core.inference_service import ServedModel, inference_service_name
 from modelops.core.progressive import (
+    NO_FACTS,
+    WorkloadFacts,
     matches,
     objects_for,
     observe,
@@ -22,6 +24,7 @@ from modelops.core.progressive import (
     registry_writes,
     traffic_summary,
 )
+from modelops.core.progressive import routed as is_routed
 from modelops.core.retraining import Reading, plan
 from modelops.core.retraining_job import JobState
 from modelops.core.rollout import progress
@@ -54,11 +57,12 @@ def rollout_decision(
     conditions: list[Condition],
     measurements: Sequence[Measurement] | None,
     retraining: RetrainingInputs | None = None,
+    facts: WorkloadFacts = NO_FACTS,
 ) -> Decision:
     previous = deployment.status
     generation = deployment.metadata.generation
-    before, _ = objects_for(deployment, previous, target)
-    observation = observe(deployment, before, observed)
+    before, route_before = objects_for(deployment, previous, target)
+    observation = observe(deployment, before, observed, route_before, facts)
     requests = requests_from(deployment.metadata.annotations, previous.handled_requests)
     outcome = progress(deployment, target, observation, measurements, requests, now)
 
@@ -72,7 +76,9 @@ def rollout_decision(
             update={
                 "replicas": plan.canary,
                 "stable_replicas": plan.stable,
-                "effective_traffic": canary.traffic if routed else plan.share,
+                "effective_traffic": (canary.traffic if is_routed(canary) else 0)
+                if routed
+                else plan.share,
             }
         )
         step_changed = previous.canary is None or previous.canary.step != canary.step
@@ -87,7 +93,8 @@ def rollout_decision(
                 )
             )
     elif canary is not None and not canary.aborting:
-        canary = canary.model_copy(update={"effective_traffic": canary.traffic})
+        share = canary.traffic if is_routed(canary) else 0
+        canary = canary.model_copy(update={"effective_traffic": share})
 
     def update(kind: str, state: str, reason: str, message: str) -> None:
         nonlocal conditions
@@ -100,9 +107,13 @@ def rollout_decision(
 
     if outcome.stable is not None and observation.stable_ready:
         update(READY, "True", "InferenceServiceReady", outcome.message)
+    elif outcome.problem:
+        update(READY, "False", outcome.problem, outcome.message)
     else:
         update(READY, "False", "InferenceServiceNotReady", observation.detail or outcome.message)
-    if canary is not None:
+    if outcome.problem:
+        update(PROGRESSING, "False", outcome.problem, outcome.message)
+    elif canary is not None:
         reason = "Paused" if canary.paused_reason else "RollingOut"
         update(PROGRESSING, "True", reason, outcome.message)
     elif outcome.phase == "Pending":
@@ -132,6 +143,8 @@ def rollout_decision(
         inference_service=inference_service_name(deployment),
         stable=outcome.stable,
         canary=canary,
+        retiring=outcome.retiring,
+        deploying=outcome.deploying,
         history=outcome.history,
         previous=outcome.previous,
         analysis=outcome.analysis,
@@ -160,8 +173,10 @@ def rollout_decision(
                 "Normal", "Created", f"Created InferenceService {service['metadata']['name']}"
             ),
         )
-    elif to_apply is not None and _same(before, observed):
-        pass  # a transition: its own event says why
+    elif to_apply is not None and (
+        _same(before, observed) or generation != previous.observed_generation
+    ):
+        pass  # a transition or a spec change: its own event or the spec says why
     elif to_apply is not None:
         events.append(
             EventIntent(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +16,11 @@ from modelops.api.resource import (
 )
 from modelops.api.status import ServedVersion
 from modelops.core.labels import label_value
-from modelops.core.patches import content_hash
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 DEPLOYMENT_LABEL = "modelops.io/deployment"
 MODEL_LABEL = "modelops.io/model"
 VERSION_LABEL = "modelops.io/model-version"
-SPEC_HASH_ANNOTATION = "modelops.io/spec-hash"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
 INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/{KSERVE_VERSION}"
@@ -75,16 +74,21 @@ def served_model(deployment: ModelDeployment, version: ServedVersion) -> ServedM
 
 @dataclass(frozen=True)
 class CanaryPlan:
-    """The canary part of the InferenceService: what it serves, its share and replicas."""
+    """One `spec.canary[]` entry (Standard) or the canary revision (Knative): what it serves,
+    its share and its replicas. Retiring predictors are entries with no traffic."""
 
     served: ServedModel
     name: str
     traffic: int
     replicas: int | None
-    """Standard mode: the canary predictor's replicas (the stable's minReplicas becomes
-    stable_total, which KServe reduces by these)."""
-    stable_total: int | None
+    """Standard mode: the entry's minReplicas (KServe subtracts every entry's from the stable's
+    minReplicas, so the stable's is written as stable_total)."""
     aborting: bool = False
+
+
+# Seconds a model server keeps answering after it is told to stop (preStop), while Services,
+# gateways and the router stop sending it requests: scale-downs lose no request.
+PRE_STOP_SLEEP_SECONDS = 5
 
 
 def inference_service_name(deployment: ModelDeployment) -> str:
@@ -114,6 +118,23 @@ def owner_reference(deployment: ModelDeployment) -> dict[str, Any]:
     }
 
 
+def readiness_probe(deployment: ModelDeployment) -> dict[str, Any] | None:
+    """A probe on the model server's own model readiness (None: keep the runtime's). MLServer,
+    KServe's Python servers and Triton answer 200 only once the model has loaded; a crash-looping
+    server whose port is open for a moment never passes it."""
+    serving = deployment.spec.serving
+    if serving.readiness.check != "ModelLoaded":
+        return None
+    name = inference_service_name(deployment)
+    path = f"/v1/models/{name}" if serving.protocol_version == "v1" else f"/v2/models/{name}/ready"
+    return {
+        "httpGet": {"path": path, "port": serving.readiness.port},
+        "periodSeconds": 2,
+        "timeoutSeconds": 2,
+        "failureThreshold": 2,
+    }
+
+
 def _model(deployment: ModelDeployment, served: ServedModel) -> dict[str, Any]:
     serving = deployment.spec.serving
     model_format: dict[str, Any] = {"name": served.model_format}
@@ -130,6 +151,10 @@ def _model(deployment: ModelDeployment, served: ServedModel) -> dict[str, Any]:
         resources = serving.resources.model_dump(by_alias=True, exclude_none=True)
         if resources:
             model["resources"] = resources
+    probe = readiness_probe(deployment)
+    if probe is not None:
+        model["readinessProbe"] = probe
+    model["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
     return model
 
 
@@ -138,19 +163,18 @@ def desired_inference_service(
     served: ServedModel,
     *,
     predictor_name: str | None = None,
-    canary: CanaryPlan | None = None,
+    canaries: Sequence[CanaryPlan] = (),
+    stable_replicas: int | None = None,
 ) -> dict[str, Any]:
     """The full InferenceService manifest the deployment owns: `served` on the main predictor
-    and, during a rollout, the canary (Standard: a `spec.canary[]` entry with its own replicas;
-    Knative: the canary's model on the predictor with canaryTrafficPercent).
-
-    The spec hash annotation records what was asked for, so a later reconcile can tell a changed
-    spec (fields may need removing) from a hand edit of the InferenceService (restore it).
-    """
+    and, during a rollout, the canaries (Standard: `spec.canary[]` entries with their own
+    replicas, retiring predictors among them; Knative: the canary's model on the predictor with
+    canaryTrafficPercent). `stable_replicas` is the stable's share of minReplicas (Standard)."""
     serving = deployment.spec.serving
     labels = deployment_labels(deployment, served)
     knative = serving.deployment_mode != "Standard"
-    main = canary.served if knative and canary is not None else served
+    knative_canary = canaries[-1] if knative and canaries else None
+    main = knative_canary.served if knative_canary is not None else served
     predictor: dict[str, Any] = {
         "minReplicas": serving.min_replicas,
         "labels": deployment_labels(deployment, main),
@@ -162,23 +186,18 @@ def desired_inference_service(
         predictor["maxReplicas"] = serving.max_replicas
 
     spec: dict[str, Any] = {"predictor": predictor}
-    if canary is not None and knative:
-        predictor["canaryTrafficPercent"] = 0 if canary.aborting else canary.traffic
-    elif canary is not None:
-        if canary.stable_total is not None:
-            predictor["minReplicas"] = canary.stable_total
-            if serving.max_replicas is not None:
-                predictor["maxReplicas"] = max(serving.max_replicas, canary.stable_total)
-        entry: dict[str, Any] = {
-            "name": canary.name,
-            "labels": deployment_labels(deployment, canary.served),
-            "model": _model(deployment, canary.served),
-        }
-        if canary.replicas is not None:
-            entry["minReplicas"] = canary.replicas
-        spec["canary"] = [{"predictor": entry, "trafficPercent": canary.traffic}]
-    annotations: dict[str, str] = {DEPLOYMENT_MODE_ANNOTATION: serving.deployment_mode}
-    annotations[SPEC_HASH_ANNOTATION] = content_hash({"spec": spec, "annotations": annotations})
+    if knative_canary is not None:
+        predictor["canaryTrafficPercent"] = 0 if knative_canary.aborting else knative_canary.traffic
+    elif canaries:
+        # KServe subtracts every entry's minReplicas from the stable's: write the sum.
+        total = (stable_replicas or serving.min_replicas) + sum(c.replicas or 0 for c in canaries)
+        predictor["minReplicas"] = total
+        if serving.max_replicas is not None:
+            predictor["maxReplicas"] = max(serving.max_replicas, total)
+        spec["canary"] = [_canary_entry(deployment, plan) for plan in canaries]
+    # Only what KServe needs: it copies the InferenceService's annotations into the pod
+    # templates, so any bookkeeping of ours here would restart every predictor on each change.
+    annotations = {DEPLOYMENT_MODE_ANNOTATION: serving.deployment_mode}
     return {
         "apiVersion": INFERENCE_SERVICE_API_VERSION,
         "kind": "InferenceService",
@@ -191,3 +210,14 @@ def desired_inference_service(
         },
         "spec": spec,
     }
+
+
+def _canary_entry(deployment: ModelDeployment, plan: CanaryPlan) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": plan.name,
+        "labels": deployment_labels(deployment, plan.served),
+        "model": _model(deployment, plan.served),
+    }
+    if plan.replicas is not None:
+        entry["minReplicas"] = plan.replicas
+    return {"predictor": entry, "trafficPercent": plan.traffic}

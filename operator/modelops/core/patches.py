@@ -27,17 +27,81 @@ def is_subset(desired: Any, actual: Any) -> bool:
 
 
 OWNED_METADATA = ("labels", "annotations", "ownerReferences")
+FIELD_MANAGER = "modelops"
+"""The field manager of every server-side apply the operator makes."""
+
+Path = tuple[str, ...]
+
+
+def _owned_part(manifest: dict[str, Any]) -> dict[str, Any]:
+    metadata = manifest.get("metadata", {})
+    return {
+        "metadata": {key: metadata[key] for key in OWNED_METADATA if key in metadata},
+        "spec": manifest.get("spec", {}),
+    }
+
+
+def applied_paths(value: Any, prefix: Path = ()) -> frozenset[Path]:
+    """The fields an apply of `value` sets, as server-side apply records them: a path per leaf,
+    ending at any list (the lists we write are atomic or keyed, owned whole)."""
+    if isinstance(value, dict) and value:
+        return frozenset(
+            path for key, item in value.items() for path in applied_paths(item, (*prefix, key))
+        )
+    return frozenset([prefix])
+
+
+def _fields_v1_paths(fields: dict[str, Any], prefix: Path = ()) -> frozenset[Path]:
+    """The same paths from a managedFields entry's fieldsV1 (`f:name` map keys; `k:`, `v:` and
+    `i:` list elements end a path at their list)."""
+    found: set[Path] = set()
+    for key, children in fields.items():
+        if not key.startswith("f:"):
+            continue
+        path = (*prefix, key[2:])
+        nested = {k: v for k, v in (children or {}).items() if k.startswith("f:")}
+        found |= _fields_v1_paths(nested, path) if nested else {path}
+    return frozenset(found)
+
+
+def owned_paths(observed: dict[str, Any], manager: str = FIELD_MANAGER) -> frozenset[Path] | None:
+    """The fields `manager` set by its last apply, or None when it never applied the object."""
+    for entry in observed.get("metadata", {}).get("managedFields") or []:
+        if (
+            entry.get("manager") == manager
+            and entry.get("operation") == "Apply"
+            and not entry.get("subresource")
+        ):
+            return _fields_v1_paths(entry.get("fieldsV1") or {})
+    return None
 
 
 def owned_fields_match(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
-    """Whether `observed` holds every value of `desired` that its owner writes: the spec and
-    the labels, annotations and owner references it sets (never fields others add)."""
-    metadata = desired.get("metadata", {})
-    owned = {
-        "metadata": {key: metadata[key] for key in OWNED_METADATA if key in metadata},
-        "spec": desired.get("spec", {}),
-    }
-    return is_subset(owned, observed)
+    """Whether `observed` is what applying `desired` gives: every value we write is there (others
+    may add fields), and we own exactly the fields `desired` sets, so a field we stopped writing
+    (a canary entry, a probe) is not left behind. No bookkeeping annotation is needed, so nothing
+    of ours reaches the pods KServe builds from the object."""
+    owned = _owned_part(desired)
+    if not is_subset(owned, observed):
+        return False
+    paths = owned_paths(observed)
+    return paths is None or paths == applied_paths(owned)
+
+
+def slim_managed_fields(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata with only our own apply's managedFields entry (what owned_fields_match reads);
+    the rest is most of a stored object's size and never read."""
+    ours = [
+        entry
+        for entry in metadata.get("managedFields") or []
+        if entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Apply"
+        and not entry.get("subresource")
+    ]
+    slimmed = {k: v for k, v in metadata.items() if k != "managedFields"}
+    if ours:
+        slimmed["managedFields"] = ours
+    return slimmed
 
 
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

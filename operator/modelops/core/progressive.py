@@ -3,7 +3,7 @@ from status, which analysis round is due, and which registry writes are owed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -11,11 +11,17 @@ from urllib.parse import urlparse
 
 from modelops.api.delivery import MetricSpec
 from modelops.api.resource import ModelDeployment
-from modelops.api.status import CanaryStatus, ModelDeploymentStatus, ServedVersion
+from modelops.api.status import (
+    CanaryStatus,
+    ModelDeploymentStatus,
+    RetiringVersion,
+    ServedVersion,
+)
 from modelops.core.analysis import Context, Subject, due, query_for
 from modelops.core.durations import parse_duration
 from modelops.core.inference_service import (
-    SPEC_HASH_ANNOTATION,
+    DEPLOYMENT_LABEL,
+    VERSION_LABEL,
     CanaryPlan,
     ServedModel,
     desired_inference_service,
@@ -24,7 +30,13 @@ from modelops.core.inference_service import (
 )
 from modelops.core.patches import owned_fields_match
 from modelops.core.promql import TemplateError
-from modelops.core.rollout_state import Observation, steps_of
+from modelops.core.readiness import (
+    DRAIN,
+    deadline_passed,
+    pod_diagnosis,
+    progress_deadline,
+)
+from modelops.core.rollout_state import Observation, first_predictor_name, steps_of
 from modelops.core.traffic import (
     ReplicaPlan,
     capacity_plan,
@@ -68,19 +80,41 @@ def planned_replicas(deployment: ModelDeployment, traffic: int) -> ReplicaPlan:
 
 
 def canary_plan(deployment: ModelDeployment, canary: CanaryStatus) -> CanaryPlan:
-    serving = deployment.spec.serving
-    replicas = stable_total = None
-    if serving.deployment_mode == "Standard":
-        plan = planned_replicas(deployment, canary.traffic)
-        replicas, stable_total = plan.canary, plan.stable_total
+    replicas = None
+    if deployment.spec.serving.deployment_mode == "Standard":
+        replicas = planned_replicas(deployment, canary.traffic).canary
     return CanaryPlan(
         served=served_model(deployment, canary),
         name=canary.name or "canary",
         traffic=canary.traffic,
         replicas=replicas,
-        stable_total=stable_total,
         aborting=canary.aborting,
     )
+
+
+def retiring_plan(deployment: ModelDeployment, retiring: RetiringVersion) -> CanaryPlan:
+    """A predictor draining after it lost its traffic: a canary entry with no share, so KServe
+    keeps its Deployment and Service (and the same pods) until it is dropped."""
+    return CanaryPlan(
+        served=served_model(deployment, retiring),
+        name=retiring.predictor or "retiring",
+        traffic=0,
+        replicas=retiring.replicas or max(1, deployment.spec.serving.min_replicas),
+    )
+
+
+def stable_replicas(deployment: ModelDeployment, canary: CanaryStatus | None) -> int:
+    """Pods the stable predictor keeps: all of minReplicas, less the canary's during a step."""
+    serving = deployment.spec.serving
+    if canary is None or canary.aborting or serving.deployment_mode != "Standard":
+        return serving.min_replicas
+    return planned_replicas(deployment, canary.traffic).stable
+
+
+def routed(canary: CanaryStatus | None) -> bool:
+    """Whether the canary receives traffic: only once its step clock runs (it has been ready
+    for the sustained interval), and not while it is being rolled back."""
+    return canary is not None and not canary.aborting and canary.step_started_at is not None
 
 
 def objects_for(
@@ -90,40 +124,65 @@ def objects_for(
     stable = status.stable
     primary = served_model(deployment, stable) if stable is not None else target
     canary = status.canary
-    plan = canary_plan(deployment, canary) if canary is not None else None
+    plans = [retiring_plan(deployment, r) for r in status.retiring if r.predictor]
+    if canary is not None:
+        plans.append(canary_plan(deployment, canary))
+    predictor = stable.predictor if stable else first_predictor_name(deployment, target)
     service = desired_inference_service(
-        deployment, primary, predictor_name=stable.predictor if stable else None, canary=plan
+        deployment,
+        primary,
+        predictor_name=predictor,
+        canaries=plans,
+        stable_replicas=stable_replicas(deployment, canary),
     )
-    live_canary = canary is not None and not canary.aborting
+    live = canary if routed(canary) else None
     route = desired_http_route(
         deployment,
-        stable.predictor if stable else None,
-        canary.name if live_canary and canary is not None else None,
-        canary.traffic if live_canary and canary is not None else 0,
+        predictor,
+        live.name if live is not None else None,
+        live.traffic if live is not None else 0,
     )
     return service, route
 
 
 def matches(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
-    if observed is None:
-        return False
-    annotations = observed.get("metadata", {}).get("annotations") or {}
-    wanted = desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
-    return annotations.get(SPEC_HASH_ANNOTATION) == wanted and owned_fields_match(
-        dict(desired), dict(observed)
-    )
+    return observed is not None and owned_fields_match(dict(desired), dict(observed))
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     return next((c for c in status.get("conditions", []) or [] if c.get("type") == kind), None)
 
 
+@dataclass(frozen=True)
+class WorkloadFacts:
+    """What the reconciler looked up beside the InferenceService, when core asked for it."""
+
+    canary_endpoints: bool | None = None
+    """Whether the canary's Service has a ready endpoint (None: not looked up)."""
+    pods: Sequence[Mapping[str, Any]] | None = None
+    """The pods of a version past its progress deadline (None: not looked up)."""
+    applied_route: Mapping[str, Any] | None = None
+    """The HTTPRoute this operator last applied (None: none since it started)."""
+
+
+NO_FACTS = WorkloadFacts()
+
+
 def observe(
-    deployment: ModelDeployment, desired: Mapping[str, Any], observed: Mapping[str, Any] | None
+    deployment: ModelDeployment,
+    desired: Mapping[str, Any],
+    observed: Mapping[str, Any] | None,
+    route: Mapping[str, Any] | None = None,
+    facts: WorkloadFacts = NO_FACTS,
 ) -> Observation:
-    """Readiness of stable and canary, counted only once KServe has seen the spec we want."""
+    """Readiness of stable and canary, counted only once KServe has seen the spec we want;
+    `desired` and `route` are the objects built from the current status."""
+    diagnosis = pod_diagnosis(facts.pods) if facts.pods is not None else ""
+    settled = route is None or facts.applied_route == route
     if not matches(desired, observed):
-        return Observation(False, False, False, "applying the InferenceService")
+        return Observation(
+            False, False, False, "applying the InferenceService", diagnosis, settled, known=False
+        )
     assert observed is not None
     status = observed.get("status") or {}
     # KServe copies the Deployment's (Standard) or Knative Service's observedGeneration into
@@ -134,19 +193,21 @@ def observe(
         service = predictor_service(inference_service_name(deployment), wanted)
         host = urlparse(str((status.get("address") or {}).get("url") or "")).hostname or ""
         if host.split(".")[0] != service:
-            return Observation(False, False, True, f"waiting for KServe to serve {service}")
+            detail = f"waiting for KServe to serve {service}"
+            return Observation(False, False, True, detail, diagnosis, settled, known=False)
     ready = _condition(status, "Ready")
     predictor = _condition(status, "PredictorReady") or ready
     stable_ready = predictor is not None and predictor.get("status") == "True"
     canary = deployment.status.canary
-    canary_ready = False
+    kserve_ready = False
     if canary is not None and deployment.spec.serving.deployment_mode == "Standard":
-        canary_ready = any(
+        kserve_ready = any(
             item.get("name") == canary.name and item.get("ready")
             for item in status.get("canaryStatuses", []) or []
         )
     elif canary is not None:
-        canary_ready = ready is not None and ready.get("status") == "True"
+        kserve_ready = ready is not None and ready.get("status") == "True"
+    canary_ready = kserve_ready and facts.canary_endpoints is not False
     detail = ""
     if not stable_ready:
         detail = "InferenceService not Ready: " + str(
@@ -154,9 +215,58 @@ def observe(
             or (predictor or {}).get("reason")
             or "waiting for KServe"
         )
+    elif canary is not None and kserve_ready and not canary_ready:
+        detail = (
+            f"KServe reports the canary ready; its Service "
+            f"{predictor_service(inference_service_name(deployment), canary.name)} has no "
+            "ready endpoint yet"
+        )
     elif canary is not None and not canary_ready:
-        detail = "waiting for the canary predictor to be ready"
-    return Observation(stable_ready, canary_ready, True, detail)
+        detail = "KServe reports the canary predictor not ready" + (
+            f" ({_condition(status, 'CanaryPredictorReady').get('reason')})"  # type: ignore[union-attr]
+            if _condition(status, "CanaryPredictorReady")
+            else ""
+        )
+    return Observation(stable_ready, canary_ready, True, detail, diagnosis, settled)
+
+
+def endpoint_check(deployment: ModelDeployment, observed: Mapping[str, Any] | None) -> str | None:
+    """The canary Service whose endpoints decide whether it may get traffic: looked up while
+    the canary waits for its traffic and KServe reports it ready (afterwards KServe's
+    readiness is enough)."""
+    canary = deployment.status.canary
+    if (
+        canary is None
+        or canary.aborting
+        or canary.step_started_at is not None
+        or deployment.spec.serving.deployment_mode != "Standard"
+    ):
+        return None
+    statuses = ((observed or {}).get("status") or {}).get("canaryStatuses") or []
+    if not any(item.get("name") == canary.name and item.get("ready") for item in statuses):
+        return None
+    return predictor_service(inference_service_name(deployment), canary.name)
+
+
+def diagnosis_selector(deployment: ModelDeployment, now: datetime) -> str | None:
+    """The label selector of the pods to describe, once a version waiting for readiness is past
+    its progress deadline (so a rollback or failure can say what the pods report)."""
+    status = deployment.status
+    deadline = progress_deadline(deployment.spec.rollout)
+    canary, deploying = status.canary, status.deploying
+    version: str | None
+    if canary is not None and canary.step_started_at is None and not canary.aborting:
+        if not deadline_passed(canary.waiting_since or canary.started_at, deadline, now):
+            return None
+        version = canary.version
+    elif status.stable is None and deploying is not None:
+        if not deadline_passed(deploying.since, deadline, now):
+            return None
+        version = deploying.version
+    else:
+        return None
+    selector = f"{DEPLOYMENT_LABEL}={deployment.metadata.name}"
+    return f"{selector},{VERSION_LABEL}={version}" if version else selector
 
 
 # ---- analysis rounds ------------------------------------------------------------------
@@ -257,12 +367,21 @@ def analysis_round(
 
 
 def wake_due(deployment: ModelDeployment, now: datetime) -> bool:
-    """Whether the deployment needs a reconcile although nothing changed: an analysis round
-    is due, or (without analysis) the current step has run its duration."""
+    """Whether the deployment needs a reconcile although nothing changed: a retiring predictor
+    has drained, a canary waits for its traffic (readiness is re-checked each tick: its
+    endpoints, the sustained interval, the deadline), a first version passes its deadline, an
+    analysis round is due, or (without analysis) the current step has run its duration."""
     spec, status = deployment.spec, deployment.status
+    if any(now - retiring.since >= DRAIN for retiring in status.retiring):
+        return True
+    deploying = status.deploying
+    if status.stable is None and deploying is not None and not deploying.deadline_exceeded:
+        return deadline_passed(deploying.since, progress_deadline(spec.rollout), now)
     canary = status.canary
-    if canary is not None and (canary.aborting or canary.step_started_at is None):
+    if canary is not None and canary.aborting:
         return False
+    if canary is not None and canary.step_started_at is None:
+        return True
     if spec.analysis is not None and status.stable is not None:
         if canary is not None or spec.monitoring is not None:
             return due(status.analysis, spec.analysis, now)

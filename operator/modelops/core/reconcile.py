@@ -26,14 +26,13 @@ from modelops.core.cron import CronError, parse
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.delivery import RetrainingInputs, rollout_decision
 from modelops.core.inference_service import (
-    SPEC_HASH_ANNOTATION,
     ServedModel,
     desired_inference_service,
     inference_service_name,
     served_version,
 )
 from modelops.core.patches import owned_fields_match
-from modelops.core.progressive import candidate_view, uses_rollout
+from modelops.core.progressive import NO_FACTS, WorkloadFacts, candidate_view, uses_rollout
 from modelops.core.registry import (
     RegistryFailure,
     RegistryObservation,
@@ -158,6 +157,7 @@ def decide(
     registry: RegistryObservation | None = None,
     measurements: Sequence[Measurement] | None = None,
     retraining: RetrainingInputs | None = None,
+    facts: WorkloadFacts = NO_FACTS,
 ) -> Decision:
     """The writes one reconcile asks for. `measurements` is an analysis round that just ran
     (see core.progressive.analysis_round)."""
@@ -213,7 +213,7 @@ def decide(
 
     if uses_rollout(deployment):
         return rollout_decision(
-            deployment, observed, served, now, conditions, measurements, retraining
+            deployment, observed, served, now, conditions, measurements, retraining, facts
         )
 
     desired = desired_inference_service(deployment, served)
@@ -225,14 +225,11 @@ def decide(
                 "Normal", "Created", f"Created InferenceService {name} serving {_describe(served)}"
             )
         )
-    else:
-        annotations = observed.get("metadata", {}).get("annotations") or {}
-        observed_hash = annotations.get(SPEC_HASH_ANNOTATION)
-        if (
-            observed_hash is not None
-            and observed_hash != desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
-        ):
-            to_apply = desired
+    elif not owned_fields_match(desired, dict(observed)):
+        to_apply = desired
+        model = ((observed.get("spec") or {}).get("predictor") or {}).get("model") or {}
+        moved = model.get("storageUri") != served.storage_uri  # the registry moved on
+        if generation != previous.observed_generation or moved:
             events.append(
                 EventIntent(
                     "Normal",
@@ -240,8 +237,7 @@ def decide(
                     f"Updated InferenceService {name} to serve {_describe(served)}",
                 )
             )
-        elif not owned_fields_match(desired, dict(observed)):
-            to_apply = desired
+        else:
             events.append(
                 EventIntent(
                     "Warning",

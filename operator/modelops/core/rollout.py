@@ -12,10 +12,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from modelops.api.resource import ModelDeployment
-from modelops.api.status import CanaryStatus, Measurement, ServedVersion
+from modelops.api.status import (
+    CanaryStatus,
+    DeployingVersion,
+    Measurement,
+)
 from modelops.core.analysis import assess, tally
 from modelops.core.durations import parse_duration
 from modelops.core.inference_service import ServedModel, served_version
+from modelops.core.promotion import promote
+from modelops.core.readiness import (
+    deadline_message,
+    deadline_passed,
+    drained,
+    gate_canary,
+    progress_deadline,
+)
+from modelops.core.rollback import restore, roll_back_canary, roll_back_stable
 from modelops.core.rollout_state import (
     EventIntent,
     Observation,
@@ -23,11 +36,14 @@ from modelops.core.rollout_state import (
     Requests,
     RolloutState,
     canary_name,
+    first_predictor_name,
     is_rejected,
     label,
     same_model,
     steps_of,
 )
+
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
 def progress(
@@ -50,6 +66,8 @@ def progress(
         history=list(status.history),
         handled=dict(status.handled_requests),
         now=now,
+        retiring=[r for r in status.retiring if not drained(r, observation, now)],
+        deploying=status.deploying,
     )
     if requests.retry is not None:
         state.handled["retry"] = requests.retry
@@ -69,15 +87,19 @@ def progress(
         return state.outcome("RolledBack", f"restoring {label(state.stable)} after the rollback")
 
     if state.stable is None:
-        return _first_deployment(state, target, observation)
+        return _first_deployment(deployment, state, target, observation)
+    state.deploying = None
+
+    if state.canary is not None and state.canary.restoring:
+        return restore(deployment, state, observation)
 
     if requests.rollback is not None:
         state.handled["rollback"] = requests.rollback
         reason = "rolled back by a person (modelops rollback)"
         if state.canary is not None:
-            return _roll_back_canary(deployment, state, reason)
+            return roll_back_canary(deployment, state, reason)
         if state.previous is not None:
-            return _roll_back_stable(state, reason)
+            return roll_back_stable(deployment, state, reason)
         state.events.append(
             EventIntent(
                 "Warning",
@@ -101,6 +123,7 @@ def progress(
             )
         )
         state.counts.append("aborted")
+        state.retire_canary(deployment)
         state.canary, state.analysis = None, None
 
     if same_model(state.stable, target):
@@ -117,11 +140,32 @@ def progress(
 
 
 def _first_deployment(
-    state: RolloutState, target: ServedModel, observation: Observation
+    deployment: ModelDeployment, state: RolloutState, target: ServedModel, observation: Observation
 ) -> Outcome:
+    deploying = state.deploying
+    if deploying is None or (deploying.version, deploying.storage_uri) != (
+        target.version,
+        target.storage_uri,
+    ):
+        deploying = DeployingVersion(
+            version=target.version, storage_uri=target.storage_uri, since=state.now
+        )
     if not observation.stable_ready:
-        return state.outcome("Pending", observation.detail or f"deploying {label(target)}")
-    state.stable = served_version(target).model_copy(update={"promoted_at": state.now})
+        deadline = progress_deadline(deployment.spec.rollout)
+        if not deadline_passed(deploying.since, deadline, state.now):
+            state.deploying = deploying
+            return state.outcome("Pending", observation.detail or f"deploying {label(target)}")
+        message = f"{label(target)} " + deadline_message(
+            deadline, observation.detail or "InferenceService not Ready", observation.diagnosis
+        )
+        if not deploying.deadline_exceeded:
+            state.events.append(EventIntent("Warning", DEADLINE_EXCEEDED, message))
+        state.deploying = deploying.model_copy(update={"deadline_exceeded": True})
+        return state.outcome("Failed", message, problem=DEADLINE_EXCEEDED)
+    state.deploying = None
+    state.stable = served_version(target).model_copy(
+        update={"promoted_at": state.now, "predictor": first_predictor_name(deployment, target)}
+    )
     state.record(target, "Deployed", "InferenceService Ready")
     return state.outcome("Healthy", f"{label(target)} serves 100% of traffic")
 
@@ -130,7 +174,7 @@ def _start_canary(deployment: ModelDeployment, state: RolloutState, target: Serv
     first = steps_of(deployment.spec.rollout)[0]
     state.canary = CanaryStatus(
         **served_version(target).model_dump(exclude={"promoted_at"}),
-        name=canary_name(deployment, target),
+        name=canary_name(deployment, target, state.predictor_names()),
         step=0,
         traffic=first.traffic,
         started_at=state.now,
@@ -165,16 +209,16 @@ def _canary_step(
 
     if requests.promote is not None and requests.promote.split("/", 1)[0] in ("", canary.version):
         state.handled["promote"] = requests.promote
-        return _promote(deployment, state, "promoted by a person (modelops promote)")
+        return promote(deployment, state, "promoted by a person (modelops promote)")
 
-    if not observation.canary_ready:
+    gate = gate_canary(canary, observation, progress_deadline(spec.rollout), state.now)
+    state.canary = canary = gate.canary
+    if gate.kind == "Exceeded":
+        return roll_back_canary(deployment, state, gate.message)
+    if gate.kind != "Serving":
         return state.outcome(
-            "Progressing",
-            f"rolling out {label(canary)} ({where}): {observation.detail or 'waiting for the canary predictor to be ready'}",
+            "Progressing", f"rolling out {label(canary)} ({where}): {gate.message}"
         )
-    if canary.step_started_at is None:
-        canary = replace_canary(canary, step_started_at=state.now)
-    state.canary = canary
 
     metrics_problem = None
     verdict = "Pass"
@@ -185,7 +229,7 @@ def _canary_step(
             )
         assessment = assess(state.analysis, spec.analysis)
         if assessment.kind == "Fail":
-            return _roll_back_canary(deployment, state, assessment.message)
+            return roll_back_canary(deployment, state, assessment.message)
         verdict = assessment.kind
         if assessment.kind == "Paused":
             metrics_problem = assessment.message
@@ -229,7 +273,7 @@ def _canary_step(
         if spec.rollout is not None and spec.rollout.promotion == "Manual":
             paused_reason = "all steps passed; waiting for a person to promote (modelops promote)"
         else:
-            return _promote(deployment, state, "every step passed its analysis")
+            return promote(deployment, state, "every step passed its analysis")
     state.canary = replace_canary(canary, paused_reason=paused_reason)
     remaining = max(timedelta(0), parse_duration(step.duration) - elapsed)
     message = f"rolling out {label(canary)} ({where})" + (
@@ -244,71 +288,6 @@ def _canary_step(
 
 def replace_canary(canary: CanaryStatus, **changes: object) -> CanaryStatus:
     return canary.model_copy(update=changes)
-
-
-def _promote(deployment: ModelDeployment, state: RolloutState, reason: str) -> Outcome:
-    canary = state.canary
-    assert canary is not None and state.stable is not None
-    fields = ServedVersion.model_fields.keys()
-    promoted = ServedVersion(
-        **{k: getattr(canary, k) for k in fields if k != "promoted_at"}, promoted_at=state.now
-    )
-    if deployment.spec.serving.deployment_mode == "Standard":
-        # Retarget the stable predictor onto the canary's Deployment; KServe refuses a name
-        # change without a storageUri change, and a same-artifact version needs no new pods.
-        same_artifact = canary.storage_uri == state.stable.storage_uri
-        name = state.stable.predictor if same_artifact else canary.name
-        promoted = promoted.model_copy(update={"predictor": name})
-    state.previous, state.stable, state.canary, state.analysis = state.stable, promoted, None, None
-    state.record(promoted, "Promoted", reason)
-    state.events.append(EventIntent("Normal", "Promoted", f"{label(promoted)} promoted: {reason}"))
-    state.counts.append("promoted")
-    return state.outcome("Healthy", f"{label(promoted)} serves 100% of traffic")
-
-
-def _roll_back_canary(deployment: ModelDeployment, state: RolloutState, reason: str) -> Outcome:
-    canary = state.canary
-    assert canary is not None
-    state.reject(canary, reason)
-    state.record(canary, "RolledBack", reason)
-    state.events.append(
-        EventIntent(
-            "Warning",
-            "RolledBack",
-            f"{label(canary)} rolled back to {label(state.stable)}: {reason}",
-        )
-    )
-    state.counts.append("rolled_back")
-    knative = deployment.spec.serving.deployment_mode != "Standard"
-    state.canary = (
-        replace_canary(canary, traffic=0, aborting=True, paused_reason=None) if knative else None
-    )
-    return state.outcome(
-        "RolledBack",
-        f"{label(canary)} rolled back: {reason}",
-        degraded=f"{label(canary)} was rolled back: {reason}",
-    )
-
-
-def _roll_back_stable(state: RolloutState, reason: str) -> Outcome:
-    bad, good = state.stable, state.previous
-    assert bad is not None and good is not None
-    state.reject(bad, reason)
-    state.stable, state.previous, state.analysis = (
-        good.model_copy(update={"promoted_at": state.now}),
-        None,
-        None,
-    )
-    state.record(good, "RolledBack", f"{label(bad)}: {reason}")
-    state.events.append(
-        EventIntent("Warning", "RolledBack", f"{label(bad)} rolled back to {label(good)}: {reason}")
-    )
-    state.counts.append("rolled_back")
-    return state.outcome(
-        "RolledBack",
-        f"{label(bad)} rolled back to {label(good)}: {reason}",
-        degraded=f"{label(bad)} was rolled back: {reason}",
-    )
 
 
 def _steady(
@@ -348,7 +327,7 @@ def _steady(
                 for r in state.rejected
             )
         ):
-            return _roll_back_stable(state, f"after promotion: {assessment.message}")
+            return roll_back_stable(deployment, state, f"after promotion: {assessment.message}")
         return state.outcome(
             "Degraded",
             f"{label(stable)} fails its analysis after promotion: {assessment.message}",

@@ -4,7 +4,7 @@ honours, what it returns, and the working state one transition edits."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -15,9 +15,11 @@ from modelops.api.status import (
     HISTORY_LIMIT,
     AnalysisStatus,
     CanaryStatus,
+    DeployingVersion,
     HistoryEntry,
     Phase,
     RejectedVersion,
+    RetiringVersion,
     ServedVersion,
 )
 from modelops.core.inference_service import ServedModel
@@ -41,9 +43,16 @@ class Observation:
 
     stable_ready: bool
     canary_ready: bool
+    """KServe reports the canary ready and (when looked up) its Service has a ready endpoint."""
     applied: bool
     """The InferenceService already matches the status (nothing about to be written)."""
     detail: str = ""
+    diagnosis: str = ""
+    """What the pods of a version that is not ready report (looked up past its deadline)."""
+    route_settled: bool = True
+    """The HTTPRoute built from the status is the one this operator last applied."""
+    known: bool = True
+    """KServe has seen the InferenceService built from the status (else readiness is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,12 @@ class Outcome:
     handled: dict[str, str]
     phase: Phase
     message: str
+    retiring: list[RetiringVersion] = field(default_factory=list)
+    deploying: DeployingVersion | None = None
     degraded: str | None = None
     """Why the deployment is Degraded (rolled back, or failing after promotion)."""
+    problem: str | None = None
+    """Why it cannot become Ready (a reason such as ProgressDeadlineExceeded), when it cannot."""
     metrics_problem: str | None = None
     """Why the analysis has no verdict, when it pauses the rollout."""
     events: list[EventIntent] = field(default_factory=list)
@@ -109,13 +122,28 @@ def steps_of(rollout: RolloutSpec | None) -> list[TrafficStep]:
     return list(rollout.steps)
 
 
-def canary_name(deployment: ModelDeployment, served: ServedModel) -> str:
-    """The canary predictor's name: v<version> when it fits KServe's names, else a digest."""
+def canary_name(
+    deployment: ModelDeployment,
+    served: ServedModel | ServedVersion,
+    taken: Collection[str | None] = (),
+) -> str:
+    """A predictor's name: v<version> when it fits KServe's names and no other predictor of
+    the deployment has it, else a digest of what it serves."""
     room = DNS_LABEL - len(deployment.metadata.name) - PREDICTOR_SUFFIX
-    if served.version is not None and len(served.version) + 1 <= room:
-        return f"v{served.version}"
-    digest = hashlib.sha256(served.storage_uri.encode()).hexdigest()
+    plain = f"v{served.version}"
+    if served.version is not None and len(plain) <= room and plain not in taken:
+        return plain
+    seed = f"{served.version}|{served.storage_uri}|{served.model_format}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()
     return "c" + digest[: max(1, min(7, room - 1))]
+
+
+def first_predictor_name(deployment: ModelDeployment, target: ServedModel) -> str | None:
+    """Standard mode names even the first predictor (v<version>), so that a later promotion
+    can keep it running as a retiring entry while traffic moves."""
+    if deployment.spec.serving.deployment_mode != "Standard":
+        return None
+    return canary_name(deployment, target)
 
 
 def same_model(version: ServedVersion | None, served: ServedModel) -> bool:
@@ -152,8 +180,34 @@ class RolloutState:
     history: list[HistoryEntry]
     handled: dict[str, str]
     now: datetime
+    retiring: list[RetiringVersion] = field(default_factory=list)
+    deploying: DeployingVersion | None = None
     events: list[EventIntent] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
+
+    def predictor_names(self) -> set[str | None]:
+        """Predictor names in use: a new one must differ from each (KServe refuses duplicates)."""
+        return {self.stable.predictor if self.stable else None} | {
+            r.predictor for r in self.retiring
+        }
+
+    def retire_canary(self, deployment: ModelDeployment) -> None:
+        """The canary's predictor drains (Standard mode) instead of vanishing with its traffic."""
+        canary = self.canary
+        if canary is None or deployment.spec.serving.deployment_mode != "Standard":
+            return
+        self.retire(canary.model_copy(update={"predictor": canary.name}), canary.replicas)
+
+    def retire(self, version: ServedVersion, replicas: int | None) -> None:
+        """Keep a predictor that lost its traffic running, without traffic, for the drain."""
+        if version.predictor is None:
+            return  # an unnamed predictor cannot be a canary entry; KServe removes it at once
+        fields = ServedVersion.model_fields.keys() - {"promoted_at"}
+        entry = RetiringVersion(
+            **{k: getattr(version, k) for k in fields}, replicas=replicas, since=self.now
+        )
+        kept = [r for r in self.retiring if r.predictor != version.predictor]
+        self.retiring = [*kept, entry][-4:]
 
     def record(self, version: ServedVersion | ServedModel | None, event: str, reason: str) -> None:
         entry = HistoryEntry(
@@ -187,6 +241,8 @@ class RolloutState:
             handled=self.handled,
             phase=phase,
             message=message,
+            retiring=self.retiring,
+            deploying=self.deploying,
             events=self.events,
             counts=self.counts,
             **extra,

@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,17 @@ def expand(text: str, env: dict[str, str]) -> str:
                   lambda m: "$" if m[0] == "$$" else env.get(m[1], m[0]), text)  # fmt: skip
 
 
+# A kubelet's restart back-off: 10 s doubling to 5 min, reset once a container ran 10 min.
+BACKOFF_START_SECONDS = 10
+BACKOFF_LIMIT_SECONDS = 300
+BACKOFF_RESET_SECONDS = 600
+
+
+def exit_code_of(returncode: int) -> int:
+    """A container's exit code as a kubelet reports it (killed by signal N: 128 + N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 @dataclass
 class ContainerState:
     name: str
@@ -69,21 +81,44 @@ class ContainerState:
     finished_at: str | None = None
     waiting: tuple[str, str] | None = None
     ready: bool = False
+    last_terminated: dict[str, Any] | None = None
+    backoff: int = 0
+    """Restarts since the back-off was last reset."""
+
+    def terminated(self) -> dict[str, Any]:
+        code = self.exit_code or 0
+        return {"exitCode": code, "startedAt": self.started_at, "finishedAt": self.finished_at,
+                "reason": "Completed" if code == 0 else "Error"}  # fmt: skip
+
+    def back_off(self, pod: str, ran_seconds: float) -> float:
+        """Record a restart after an exit; the delay before it, and the waiting reason a
+        kubelet reports meanwhile (CrashLoopBackOff)."""
+        if ran_seconds >= BACKOFF_RESET_SECONDS:
+            self.backoff = 0
+        delay: float = min(BACKOFF_LIMIT_SECONDS, BACKOFF_START_SECONDS * 2**self.backoff)
+        self.backoff += 1
+        self.restarts += 1
+        self.last_terminated = self.terminated()
+        self.waiting = ("CrashLoopBackOff",
+                        f"back-off {delay}s restarting failed container={self.name} pod={pod}")  # fmt: skip
+        return delay
 
     def status(self, image: str) -> dict[str, Any]:
         state: dict[str, Any]
         if self.waiting:
             state = {"waiting": {"reason": self.waiting[0], "message": self.waiting[1]}}
         elif self.exit_code is not None:
-            state = {"terminated": {"exitCode": self.exit_code, "startedAt": self.started_at,
-                     "finishedAt": self.finished_at, "reason": "Completed" if self.exit_code == 0 else "Error"}}  # fmt: skip
+            state = {"terminated": self.terminated()}
         elif self.process is not None:
             state = {"running": {"startedAt": self.started_at}}
         else:
             state = {"waiting": {"reason": "PodInitializing"}}
-        return {"name": self.name, "image": image, "imageID": "", "ready": self.ready,
-                "restartCount": self.restarts, "started": self.process is not None and self.exit_code is None,
-                "state": state}  # fmt: skip
+        report = {"name": self.name, "image": image, "imageID": "", "ready": self.ready,
+                  "restartCount": self.restarts, "started": self.process is not None and self.exit_code is None
+                  and self.waiting is None, "state": state}  # fmt: skip
+        if self.last_terminated is not None:
+            report["lastState"] = {"terminated": self.last_terminated}
+        return report
 
 
 @dataclass
@@ -210,6 +245,7 @@ class ProcessKubelet:
         policy = spec.get("restartPolicy", "Always")
         for container, state in zip(spec.get("initContainers", []), run.init, strict=True):
             while True:
+                began = time.monotonic()
                 code = await self.run_to_completion(run, container, state, folder)
                 if code is None or run.stopping:
                     return
@@ -220,8 +256,9 @@ class ProcessKubelet:
                         run, "Failed", message=f"init container {state.name} failed"
                     )
                     return
-                state.restarts += 1
-                await asyncio.sleep(min(10, 2**state.restarts))
+                delay = state.back_off(meta["name"], time.monotonic() - began)
+                await self.write_status(run, "Pending")
+                await asyncio.sleep(delay)
         await asyncio.gather(*(self.keep_running(run, c, s, folder, policy)
                                for c, s in zip(spec["containers"], run.containers, strict=True)))  # fmt: skip
         if not run.stopping:
@@ -253,7 +290,7 @@ class ProcessKubelet:
         if not await self.start(run, container, state, folder):
             return None
         assert state.process is not None
-        code = await state.process.wait()
+        code = exit_code_of(await state.process.wait())
         state.exit_code, state.finished_at = code, now()
         await self.write_status(run, "Pending")
         return code
@@ -270,9 +307,10 @@ class ProcessKubelet:
             if not await self.start(run, container, state, folder):
                 return
             assert state.process is not None
+            began = time.monotonic()
             probe = asyncio.get_running_loop().create_task(self.probe(run, container, state))
             await self.write_status(run, "Running")
-            code = await state.process.wait()
+            code = exit_code_of(await state.process.wait())
             probe.cancel()
             state.exit_code, state.finished_at, state.ready = code, now(), False
             if run.stopping:
@@ -283,9 +321,9 @@ class ProcessKubelet:
                     "Running" if any(s.exit_code is None for s in run.containers) else "Pending",
                 )
                 return
-            state.restarts += 1
+            delay = state.back_off(run.pod["metadata"]["name"], time.monotonic() - began)
             await self.write_status(run, "Running")
-            await asyncio.sleep(min(10, 2 ** min(state.restarts, 4)))
+            await asyncio.sleep(delay)
 
     async def start(
         self, run: PodRun, container: dict[str, Any], state: ContainerState, folder: Path
@@ -437,8 +475,31 @@ class ProcessKubelet:
             await self.api.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
                                    body={"status": status}, content_type="application/merge-patch+json")  # fmt: skip
 
+    async def pre_stop(self, run: PodRun, container: dict[str, Any]) -> None:
+        """A container's preStop hook (sleep or httpGet), run before it is told to stop; the
+        pod keeps answering meanwhile (a rollout drains it this way)."""
+        hook = (container.get("lifecycle") or {}).get("preStop") or {}
+        if "sleep" in hook:
+            await asyncio.sleep(int(hook["sleep"].get("seconds", 0)))
+        elif "httpGet" in hook and run.sandbox is not None:
+            await self.check(
+                run.sandbox, container, {"httpGet": hook["httpGet"], "timeoutSeconds": 30}
+            )
+        elif hook:
+            logger.warning("Pod %s: preStop %s is not run by the process kubelet",
+                           run.pod["metadata"]["name"], sorted(hook))  # fmt: skip
+
     async def terminate(self, run: PodRun, already_deleted: bool) -> None:
         grace = min(run.pod["spec"].get("terminationGracePeriodSeconds", 30), 30)
+        started = time.monotonic()
+        running = [c for c, s in zip(run.pod["spec"]["containers"], run.containers, strict=True)
+                   if s.process and s.process.returncode is None]  # fmt: skip
+        if running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(self.pre_stop(run, c) for c in running)), grace
+                )
+        grace = max(1.0, grace - (time.monotonic() - started))
         processes = [
             s.process
             for s in [*run.init, *run.containers]

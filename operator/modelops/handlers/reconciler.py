@@ -29,11 +29,15 @@ from modelops.api.resource import (
 )
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.decision import Decision, EventIntent, Problem
-from modelops.core.patches import content_hash, merge_patch
+from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
 from modelops.core.progressive import (
+    NO_FACTS,
+    WorkloadFacts,
     after_registry_writes,
     analysis_round,
     candidate_view,
+    diagnosis_selector,
+    endpoint_check,
     uses_rollout,
     wake_due,
 )
@@ -78,10 +82,10 @@ def newer(
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The object without managedFields: they are most of a stored object's size and the
-    reconcile never reads them (1,000 cached deployments and services add up)."""
-    metadata = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-    return {**body, "metadata": metadata}
+    """The object with only our own apply's managedFields entry: the others are most of a
+    stored object's size and the reconcile never reads them (1,000 cached deployments and
+    services add up)."""
+    return {**body, "metadata": slim_managed_fields(dict(body.get("metadata", {})))}
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -213,7 +217,8 @@ class Reconciler:
         retraining = None
         if deployment.spec.retraining is not None:
             retraining = await self._retraining.inputs(deployment, observed, now)
-        decision = decide(deployment, observed, now, registry, measurements, retraining)
+        facts = await self._workload_facts(key, deployment, observed, now)
+        decision = decide(deployment, observed, now, registry, measurements, retraining, facts)
         refused = self._refused.get(key)
         wanted = decision.inference_service
         if wanted is not None and refused is not None and refused[0] == content_hash(wanted):
@@ -222,6 +227,10 @@ class Reconciler:
         outcome = "unchanged"
         if await self._write_status(key, body, decision):
             outcome = "changed"
+        # The route before the InferenceService: traffic leaves a predictor before KServe may
+        # remove it, and reaches a canary only once the status says it is ready.
+        if decision.http_route is not None and not self._route_refused(key, decision):
+            await self._apply_route(key, decision.http_route)
         if decision.inference_service is not None:
             try:
                 written = await self._api.apply(_service_path(key), decision.inference_service)
@@ -244,8 +253,6 @@ class Reconciler:
                 self._written_services[key] = slim(written)
                 outcome = "changed"
                 logger.info("Applied InferenceService %s/%s", *key)
-        if decision.http_route is not None and outcome != "rejected":
-            await self._apply_route(key, decision.http_route)
         if decision.registry_writes:
             await self._write_registry(key, deployment, decision)
         if decision.job is not None:
@@ -260,6 +267,48 @@ class Reconciler:
                 ROLLBACKS.labels(*key).inc()
         self._export(key, decision.status)
         return outcome
+
+    def _route_refused(self, key: Key, decision: Decision) -> bool:
+        """The route goes with an InferenceService the API server refused: it would point at
+        predictors that do not exist."""
+        wanted = decision.inference_service
+        refused = self._refused.get(key)
+        return wanted is not None and refused is not None and refused[0] == content_hash(wanted)
+
+    async def _workload_facts(
+        self,
+        key: Key,
+        deployment: ModelDeployment,
+        observed: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> WorkloadFacts:
+        """What core asks about beyond the InferenceService: the canary Service's endpoints
+        while it waits for traffic, the pods of a version past its progress deadline, and the
+        route last applied."""
+        if not uses_rollout(deployment):
+            return NO_FACTS
+        namespace = key[0]
+        endpoints = None
+        service = endpoint_check(deployment, observed)
+        if service is not None:
+            slices = await self._api.request(
+                "GET",
+                f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+                params={"labelSelector": f"kubernetes.io/service-name={service}"},
+            )
+            endpoints = any(
+                (endpoint.get("conditions") or {}).get("ready")
+                for piece in slices.get("items", [])
+                for endpoint in piece.get("endpoints") or []
+            )
+        pods = None
+        selector = diagnosis_selector(deployment, now)
+        if selector is not None:
+            listing = await self._api.request(
+                "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+            )
+            pods = listing.get("items", [])
+        return WorkloadFacts(endpoints, pods, self._routes.get(key))
 
     async def _apply_route(self, key: Key, route: Mapping[str, Any]) -> None:
         if self._routes.get(key) == route:
