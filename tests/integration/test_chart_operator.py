@@ -26,8 +26,8 @@ from modelops.devstack.binaries import ensure_helm
 from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import KUBELET_GATEWAY, free_port, wait_for
+from tests.integration.rollouts import train
 from tests.integration.test_chart import CHART, render
-from tests.integration.test_model_serving import train
 from tests.integration.test_rollout import ERRORS, Traffic, create, serving, status
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")

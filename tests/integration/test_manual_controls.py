@@ -16,7 +16,7 @@ from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.kserve import KServeController
 from modelops.devstack.servers import MlflowServer
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.test_model_serving import train
+from tests.integration.rollouts import train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 

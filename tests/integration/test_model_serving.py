@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelops.devstack.environments import MODELS
 from modelops.devstack.kserve import INGRESS_DOMAIN
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
+from tests.integration.rollouts import train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
 KSERVE = ("serving.kserve.io", "v1beta1")
-TRAINER = Path(__file__).with_name("train_model.py")
 # Iris rows of class 0, 2 and 1; the `constant` model answers 0 for all of them.
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
@@ -33,17 +30,6 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 @pytest.fixture(scope="module")
 def cluster(serving_cluster: str) -> str:
     return serving_cluster
-
-
-def train(mlflow: MlflowServer, name: str, kind: str, folder: Path) -> dict[str, str]:
-    archive = folder / f"{name}-{kind}-{uuid.uuid4().hex[:8]}.tar.gz"
-    result = subprocess.run(
-        [str(MODELS.bin("python")), str(TRAINER), mlflow.url, name, kind, str(archive)],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return trained
 
 
 def ingress_host(service: str, namespace: str) -> str:

@@ -17,7 +17,8 @@ from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.kserve import KServeController
 from modelops.devstack.servers import MlflowServer
 from tests.integration.conftest import KUBELET_GATEWAY, Operator, wait_for
-from tests.integration.test_model_serving import ROWS, ingress_host, predict, train
+from tests.integration.rollouts import train
+from tests.integration.test_model_serving import ROWS, ingress_host, predict
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 

@@ -19,6 +19,7 @@ from modelops.devstack.environments import MODELS
 from modelops.devstack.images import TRAINER_SCRIPT
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
+from tests.integration.rollouts import status
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
@@ -67,12 +68,6 @@ def deployment(name: str, mlflow: MlflowServer, prometheus: Prometheus, containe
             },
         },
     }  # fmt: skip
-
-
-def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
-    found: dict[str, Any] = body.get("status") or {}
-    return found
 
 
 def jobs(batch: client.BatchV1Api, namespace: str) -> list[Any]:

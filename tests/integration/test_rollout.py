@@ -6,14 +6,8 @@ a long petal, one answers slower."""
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,126 +18,26 @@ from mlflow import MlflowClient
 from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
-from tests.integration.test_model_serving import train
+from tests.integration.rollouts import (
+    INTERVAL,
+    MD,
+    Traffic,
+    condition,
+    create,
+    events,
+    instant,
+    kill_and_restart,
+    serving,
+    status,
+    train,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
-
-MD = ("modelops.io", "v1alpha1")
-# Iris-like rows; 4 of 12 have a petal length above 5, which the `flaky` model refuses.
-ROWS = [
-    [5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [5.0, 3.6, 1.4, 0.2], [5.4, 3.9, 1.7, 0.4],
-    [7.0, 3.2, 4.7, 1.4], [6.4, 3.2, 4.5, 1.5], [5.5, 2.3, 4.0, 1.3], [5.7, 2.8, 4.5, 1.3],
-    [6.3, 3.3, 6.0, 2.5], [7.1, 3.0, 5.9, 2.1], [6.5, 3.0, 5.8, 2.2], [7.6, 3.0, 6.6, 2.1],
-]  # fmt: skip
-INTERVAL = 5
 
 
 @pytest.fixture(scope="module")
 def cluster(serving_cluster: str) -> str:
     return serving_cluster
-
-
-class Traffic:
-    """Steady v2 prediction requests through the router, one row each, in a thread."""
-
-    def __init__(self, router: str, host: str, model: str, rate: float = 25.0) -> None:
-        self.router, self.host, self.model, self.pause = router, host, model, 1.0 / rate
-        self.codes: Counter[int] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        index = 0
-        while not self._stop.is_set():
-            row = ROWS[index % len(ROWS)]
-            index += 1
-            body = {
-                "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]
-            }
-            request = urllib.request.Request(
-                f"{self.router}/v2/models/{self.model}/infer",
-                data=json.dumps(body).encode(),
-                headers={"Host": self.host, "Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    self.codes[response.status] += 1
-            except urllib.error.HTTPError as error:
-                self.codes[error.code] += 1
-            except (urllib.error.URLError, OSError):
-                self.codes[0] += 1
-            self._stop.wait(self.pause)
-
-
-def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
-    found: dict[str, Any] = body.get("status") or {}
-    return found
-
-
-def condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in found.get("conditions", []) if c["type"] == kind), {})
-
-
-def create(custom: client.CustomObjectsApi, namespace: str, name: str, tracking_uri: str,
-           prometheus_url: str | None, metrics: list[dict[str, Any]], **analysis: Any) -> dict[str, Any]:  # fmt: skip
-    """A ModelDeployment following alias champion; prometheus_url None: the operator's own."""
-    body = {
-        "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-        "spec": {
-            "model": {"name": name, "alias": "champion",
-                      "registry": {"trackingUri": tracking_uri, "pollInterval": "2s"}},
-            "serving": {"storage": {"mode": "StorageInitializer"}, "minReplicas": 1,
-                        "httpRoute": {"hostnames": [f"{name}.{namespace}.test"]}},
-            "rollout": {"strategy": "Canary", "promoteAlias": "production",
-                        "steps": [{"traffic": 30, "duration": "15s"}, {"traffic": 60, "duration": "15s"}]},
-            "analysis": {**({"prometheus": {"url": prometheus_url}} if prometheus_url else {}), "interval": f"{INTERVAL}s",
-                         "failureLimit": 1, "inconclusiveLimit": 2, "consecutiveErrorLimit": 1,
-                         "metrics": metrics, **analysis},
-        },
-    }  # fmt: skip
-    created: dict[str, Any] = custom.create_namespaced_custom_object(
-        *MD, namespace, "modeldeployments", body
-    )
-    return created
-
-
-def serving(custom: client.CustomObjectsApi, namespace: str, name: str, version: str) -> Any:
-    def check() -> dict[str, Any] | None:
-        found = status(custom, namespace, name)
-        stable = found.get("stable") or {}
-        done = found.get("phase") == "Healthy" and stable.get("version") == version
-        return found if done and not found.get("canary") else None
-
-    return wait_for(check, timeout=300, interval=1, what=f"{name} Healthy on version {version}")
-
-
-def events(core: client.CoreV1Api, namespace: str, reason: str) -> list[Any]:
-    found = core.list_namespaced_event(namespace).items
-    return [e for e in found if e.reason == reason and e.involved_object.kind == "ModelDeployment"]
-
-
-def kill_and_restart(operator: Operator) -> float:
-    """SIGKILL the operator and start it again; returns how long it was away (seconds)."""
-    started = time.monotonic()
-    operator.kill()
-    operator.start()
-    return time.monotonic() - started
-
-
-def instant(prometheus: Prometheus, query: str) -> float | None:
-    url = f"{prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result = json.loads(response.read())["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
 
 
 LATENCY = {"name": "latency-vs-stable", "preset": "mlserver-latency-mean", "compareTo": "stable",
@@ -241,10 +135,16 @@ def test_canaries_are_promoted_or_rolled_back_by_their_analysis_across_restarts(
         assert "error-rate = " in event.message and "> max 0.05" in event.message
         wait_for(lambda: registry.get_model_version(name, flaky["version"]).tags.get("modelops.io/status") == "rejected",
                  timeout=30, what="the rejected tag in the registry")  # fmt: skip
-        service = custom.get_namespaced_custom_object(
-            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name
-        )
-        assert "canary" not in service["spec"]
+
+        def canary_entries() -> list[Any]:
+            service = custom.get_namespaced_custom_object(
+                "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name
+            )
+            return list(service["spec"].get("canary") or [])
+
+        # The rolled-back canary drains without traffic for a few seconds, then goes.
+        assert all(entry["trafficPercent"] == 0 for entry in canary_entries())
+        wait_for(lambda: not canary_entries(), timeout=30, what="the drained canary to go")
         body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
         assert body["spec"] == created["spec"]  # never written
         assert body["metadata"]["generation"] == created["metadata"]["generation"]
@@ -342,3 +242,40 @@ def test_no_data_and_a_prometheus_outage_pause_the_rollout_until_measurements_re
         finally:
             prometheus.start(control_plane.logs, port=port)
         serving(custom, namespace, name, second["version"])
+
+
+@pytest.mark.timeout(600)
+def test_a_canary_that_fails_every_request_is_rolled_back(
+    cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    prometheus: Prometheus,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    # MLServer never creates the success counter of a version that refuses every request: the
+    # error rate must still read 1, and the latency compared with the stable must fail too.
+    name = "broken"
+    registry = MlflowClient(mlflow_server.url)
+    first = train(mlflow_server, name, "slow-0", tmp_path)
+    registry.set_registered_model_alias(name, "champion", first["version"])
+    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS, LATENCY])
+    serving(custom, namespace, name, first["version"])
+    with Traffic(cluster, f"{name}.{namespace}.test", name) as traffic:
+        bad = train(mlflow_server, name, "refuse-all", tmp_path)
+        registry.set_registered_model_alias(name, "champion", bad["version"])
+
+        def rejected() -> Any:
+            found = status(custom, namespace, name)
+            versions = [r["version"] for r in found.get("rejectedVersions", [])]
+            return found if bad["version"] in versions else None
+
+        found = wait_for(rejected, timeout=300, interval=0.5, what="the broken canary's rollback")
+    [rejection] = found["rejectedVersions"]
+    assert "error-rate = 1 > max 0.05" in rejection["reason"], rejection
+    assert "latency-vs-stable: no request to the version succeeded" in rejection["reason"]
+    assert found["stable"]["version"] == first["version"] and found["phase"] == "RolledBack"
+    # Clients saw the canary's share fail while it was judged, and nothing else.
+    assert set(traffic.codes) <= {200, 500}, traffic.codes
+    assert traffic.codes[200] > 0

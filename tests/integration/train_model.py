@@ -6,9 +6,12 @@ Run with the models environment's interpreter (it has MLflow and scikit-learn):
 
 KIND: `logistic` (a good model; MLflow 3 stores it as model.skops), `pickle` (the same, stored
 as model.pkl, which KServe's native sklearn runtime reads), `constant` (always answers class
-0), `slow-<ms>` (the logistic model as a pyfunc that takes <ms> milliseconds longer per request)
-or `flaky` (a pyfunc that raises on every row with a petal length above 5, about a quarter of
-the iris rows: a model that rejects part of its inputs). Prints one JSON line:
+0), `slow-<ms>` (the logistic model as a pyfunc that takes <ms> milliseconds longer per request),
+`flaky` (a pyfunc that raises on every row with a petal length above 5, about a quarter of
+the iris rows: a model that rejects part of its inputs), `refuse-all` (a pyfunc that raises on
+every request), `load-raises` (a pyfunc whose loading raises: the model server never gets it
+loaded) or `corrupt` (a scikit-learn model whose pickle is garbage: an artifact that cannot be
+loaded). Prints one JSON line:
 {"version", "run_id", "archive"}. The archive is a .tar.gz of the registered version's files,
 a storageUri KServe's storage initializer unpacks into real files (for a plain folder it makes
 symlinks, which MLflow 3 refuses to load from).
@@ -43,13 +46,36 @@ class Wrapped(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         return self.model.predict(rows)
 
 
+class LoadRaises(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """A model whose loading fails, as a missing dependency or a bad file would make it."""
+
+    def load_context(self, context: object) -> None:
+        raise RuntimeError("this model cannot be loaded (load_context raises on purpose)")
+
+    def predict(self, context: object, model_input: object, params: object = None) -> object:
+        raise AssertionError("never loaded")
+
+
+REFUSE_ABOVE = {"flaky": 5.0, "refuse-all": -1.0}
+
+
 def main(tracking_uri: str, name: str, kind: str, archive: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     features, target = load_iris(return_X_y=True)
-    if kind.startswith("slow-") or kind == "flaky":
+    if kind == "corrupt":
+        corrupt(name, archive, features, target)
+        return
+    if kind == "load-raises":
+        with mlflow.start_run() as run:
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=LoadRaises(), registered_model_name=name
+            )
+        pack(name, str(info.registered_model_version), run.info.run_id, archive)
+        return
+    if kind.startswith("slow-") or kind in REFUSE_ABOVE:
         fitted = LogisticRegression(max_iter=500).fit(features, target)
         delay = int(kind.removeprefix("slow-")) / 1000 if kind.startswith("slow-") else 0.0
-        wrapped = Wrapped(fitted, delay, 5.0 if kind == "flaky" else None)
+        wrapped = Wrapped(fitted, delay, REFUSE_ABOVE.get(kind))
         with mlflow.start_run() as run:
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=wrapped, registered_model_name=name,
@@ -68,6 +94,19 @@ def main(tracking_uri: str, name: str, kind: str, archive: str) -> None:
             model, name="model", registered_model_name=name, input_example=features[:2], **extra
         )
     pack(name, str(info.registered_model_version), run.info.run_id, archive)
+
+
+def corrupt(name: str, archive: str, features: np.ndarray, target: np.ndarray) -> None:
+    """Register a scikit-learn version (model.pkl, which KServe's sklearn runtime reads) whose
+    pickle is garbage, through a run's artifacts."""
+    model = LogisticRegression(max_iter=500).fit(features, target)
+    with tempfile.TemporaryDirectory() as folder, mlflow.start_run() as run:
+        local = Path(folder) / "model"
+        mlflow.sklearn.save_model(model, local, serialization_format="cloudpickle")
+        (local / "model.pkl").write_bytes(b"this is not a pickle")
+        mlflow.log_artifacts(str(local), "model")
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name).version
+    pack(name, str(version), run.info.run_id, archive)
 
 
 def pack(name: str, version: str, run_id: str, archive: str) -> None:

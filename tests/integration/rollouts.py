@@ -1,0 +1,215 @@
+"""What the rollout tests share: real models trained and registered in MLflow, steady traffic
+through the router that counts every answer a client sees, and reading a ModelDeployment's
+status, events and predictor pods."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from modelops.devstack.environments import MODELS
+from modelops.devstack.servers import MlflowServer, Prometheus
+from tests.bodies import with_values
+from tests.integration.conftest import Operator, wait_for
+
+TRAINER = Path(__file__).with_name("train_model.py")
+
+
+def train(mlflow: MlflowServer, name: str, kind: str, folder: Path) -> dict[str, str]:
+    """Train and register a version of `kind` (see train_model.py); its version, run and archive."""
+    archive = folder / f"{name}-{kind}-{uuid.uuid4().hex[:8]}.tar.gz"
+    result = subprocess.run(
+        [str(MODELS.bin("python")), str(TRAINER), mlflow.url, name, kind, str(archive)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return trained
+
+
+MD = ("modelops.io", "v1alpha1")
+# Iris-like rows; 4 of 12 have a petal length above 5, which the `flaky` model refuses.
+ROWS = [
+    [5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [5.0, 3.6, 1.4, 0.2], [5.4, 3.9, 1.7, 0.4],
+    [7.0, 3.2, 4.7, 1.4], [6.4, 3.2, 4.5, 1.5], [5.5, 2.3, 4.0, 1.3], [5.7, 2.8, 4.5, 1.3],
+    [6.3, 3.3, 6.0, 2.5], [7.1, 3.0, 5.9, 2.1], [6.5, 3.0, 5.8, 2.2], [7.6, 3.0, 6.6, 2.1],
+]  # fmt: skip
+
+
+class Traffic:
+    """Steady v2 prediction requests through the router, one row each, in a thread."""
+
+    def __init__(self, router: str, host: str, model: str, rate: float = 25.0) -> None:
+        self.router, self.host, self.model, self.pause = router, host, model, 1.0 / rate
+        self.codes: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        index = 0
+        while not self._stop.is_set():
+            row = ROWS[index % len(ROWS)]
+            index += 1
+            body = {
+                "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]
+            }
+            request = urllib.request.Request(
+                f"{self.router}/v2/models/{self.model}/infer",
+                data=json.dumps(body).encode(),
+                headers={"Host": self.host, "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self.codes[response.status] += 1
+            except urllib.error.HTTPError as error:
+                self.codes[error.code] += 1
+            except (urllib.error.URLError, OSError):
+                self.codes[0] += 1
+            self._stop.wait(self.pause)
+
+
+def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
+    found: dict[str, Any] = body.get("status") or {}
+    return found
+
+
+def condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in found.get("conditions", []) if c["type"] == kind), {})
+
+
+INTERVAL = 5
+"""The analysis interval of the deployments `create` makes (seconds)."""
+
+
+def create(custom: client.CustomObjectsApi, namespace: str, name: str, tracking_uri: str,
+           prometheus_url: str | None, metrics: list[dict[str, Any]], *,
+           changes: dict[str, Any] | None = None, **analysis: Any) -> dict[str, Any]:  # fmt: skip
+    """A ModelDeployment following alias champion, canary steps 30% and 60% of 15 s each
+    through an HTTPRoute; prometheus_url None: the operator's own. `changes` sets values at
+    "__"-separated paths (spec__serving__httpRoute=None removes the route)."""
+    body = {
+        "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+        "spec": {
+            "model": {"name": name, "alias": "champion",
+                      "registry": {"trackingUri": tracking_uri, "pollInterval": "2s"}},
+            "serving": {"storage": {"mode": "StorageInitializer"}, "minReplicas": 1,
+                        "httpRoute": {"hostnames": [f"{name}.{namespace}.test"]}},
+            "rollout": {"strategy": "Canary", "promoteAlias": "production",
+                        "steps": [{"traffic": 30, "duration": "15s"}, {"traffic": 60, "duration": "15s"}]},
+            "analysis": {**({"prometheus": {"url": prometheus_url}} if prometheus_url else {}), "interval": f"{INTERVAL}s",
+                         "failureLimit": 1, "inconclusiveLimit": 2, "consecutiveErrorLimit": 1,
+                         "metrics": metrics, **analysis},
+        },
+    }  # fmt: skip
+    body = with_values(body, {tuple(k.split("__")): v for k, v in (changes or {}).items()})
+    created: dict[str, Any] = custom.create_namespaced_custom_object(
+        *MD, namespace, "modeldeployments", body
+    )
+    return created
+
+
+def serving(custom: client.CustomObjectsApi, namespace: str, name: str, version: str) -> Any:
+    def check() -> dict[str, Any] | None:
+        found = status(custom, namespace, name)
+        stable = found.get("stable") or {}
+        done = found.get("phase") == "Healthy" and stable.get("version") == version
+        return found if done and not found.get("canary") else None
+
+    return wait_for(check, timeout=300, interval=1, what=f"{name} Healthy on version {version}")
+
+
+def events(core: client.CoreV1Api, namespace: str, reason: str) -> list[Any]:
+    found = core.list_namespaced_event(namespace).items
+    return [e for e in found if e.reason == reason and e.involved_object.kind == "ModelDeployment"]
+
+
+def kill_and_restart(operator: Operator) -> float:
+    """SIGKILL the operator and start it again; returns how long it was away (seconds)."""
+    started = time.monotonic()
+    operator.kill()
+    operator.start()
+    return time.monotonic() - started
+
+
+def instant(prometheus: Prometheus, query: str) -> float | None:
+    url = f"{prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result = json.loads(response.read())["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def predictor_pods(core: client.CoreV1Api, namespace: str, isvc: str) -> dict[str, tuple[str, int]]:
+    """The InferenceService's predictor pods that are not terminating: name -> (model
+    version, restarts)."""
+    pods = core.list_namespaced_pod(
+        namespace, label_selector=f"serving.kserve.io/inferenceservice={isvc}"
+    ).items
+    return {
+        pod.metadata.name: (
+            pod.metadata.labels.get("modelops.io/model-version", ""),
+            sum(s.restart_count for s in pod.status.container_statuses or []),
+        )
+        for pod in pods
+        if pod.metadata.deletion_timestamp is None
+    }
+
+
+class PodLog:
+    """Samples an InferenceService's predictor pods in a thread: which pods each model version
+    had, how many at once, and their restarts."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str, isvc: str) -> None:
+        self.core, self.namespace, self.isvc = core, namespace, isvc
+        self.names: dict[str, set[str]] = {}
+        self.most: Counter[str] = Counter()
+        self.restarts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PodLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(client.ApiException, OSError):
+                now: Counter[str] = Counter()
+                for pod, (version, restarts) in predictor_pods(
+                    self.core, self.namespace, self.isvc
+                ).items():
+                    self.names.setdefault(version, set()).add(pod)
+                    self.restarts[pod] = max(self.restarts[pod], restarts)
+                    now[version] += 1
+                for version, count in now.items():
+                    self.most[version] = max(self.most[version], count)
+            self._stop.wait(0.3)
+
+    def replaced(self) -> dict[str, set[str]]:
+        """Versions that had more distinct pods than they ever ran at once: a pod of theirs
+        was replaced (a restart of the template), with the pods seen."""
+        return {v: names for v, names in self.names.items() if len(names) > self.most[v]}

@@ -1,0 +1,172 @@
+"""Zero-loss traffic shifting on the local cluster: under steady traffic, a canary start, each
+step, a promotion and a rollback of healthy models answer every single request with 200, and
+the pods of every version that stays are left alone (no restart, no replacement). Once with an
+HTTPRoute splitting by weight, once without (a replica split: the canary sized by replicas, the
+stable shrinking and growing around it, clients of KServe's own host and of all pods)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from mlflow import MlflowClient
+
+from modelops.core.rollout_state import ROLLBACK_ANNOTATION
+from modelops.devstack.servers import MlflowServer, Prometheus
+from tests.integration.conftest import Operator, wait_for
+from tests.integration.rollouts import (
+    MD,
+    PodLog,
+    Traffic,
+    create,
+    predictor_pods,
+    serving,
+    status,
+    train,
+)
+from tests.integration.test_model_serving import ingress_host
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
+
+ERRORS = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05, "window": "20s"}
+REPLICA_SPLIT = {
+    "spec__serving__httpRoute": None,
+    "spec__serving__minReplicas": 2,
+    "spec__serving__maxReplicas": 4,
+}
+
+
+def settled(custom: client.CustomObjectsApi, namespace: str, name: str, version: str) -> Any:
+    """Healthy on `version` with nothing draining and no canary entry left on the service."""
+
+    def check() -> Any:
+        found = status(custom, namespace, name)
+        if (found.get("stable") or {}).get("version") != version or found.get("canary"):
+            return None
+        if found.get("retiring"):
+            return None
+        service = custom.get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name
+        )
+        return found if not service["spec"].get("canary") else None
+
+    return wait_for(check, timeout=300, interval=0.5, what=f"{name} settled on {version}")
+
+
+def roll_out_promote_and_roll_back(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    mlflow_server: MlflowServer,
+    namespace: str,
+    name: str,
+    traffic: Traffic,
+    tmp_path: Path,
+) -> PodLog:
+    """v2 walks both steps and is promoted; v3 is rolled back by a person in its first step."""
+    registry = MlflowClient(mlflow_server.url)
+    with PodLog(core, namespace, name) as pods:
+        second = train(mlflow_server, name, "slow-0", tmp_path)
+        registry.set_registered_model_alias(name, "champion", second["version"])
+        steps: set[int] = set()
+
+        def promoted() -> bool:
+            found = status(custom, namespace, name)
+            steps.add((found.get("canary") or {}).get("step", -1))
+            return bool((found.get("stable") or {}).get("version") == second["version"])
+
+        wait_for(promoted, timeout=300, interval=0.3, what="v2 promoted")
+        assert {0, 1} <= steps
+        settled(custom, namespace, name, second["version"])
+
+        third = train(mlflow_server, name, "slow-0", tmp_path)
+        registry.set_registered_model_alias(name, "champion", third["version"])
+
+        def in_step() -> bool:
+            canary = status(custom, namespace, name).get("canary") or {}
+            return bool(canary.get("version") == third["version"] and canary.get("stepStartedAt"))
+
+        wait_for(in_step, timeout=300, interval=0.3, what="v3 in its first step")
+        custom.patch_namespaced_custom_object(
+            *MD, namespace, "modeldeployments", name,
+            {"metadata": {"annotations": {ROLLBACK_ANNOTATION: f"{third['version']}/1"}}},
+        )  # fmt: skip
+        found = settled(custom, namespace, name, second["version"])
+        assert [r["version"] for r in found["rejectedVersions"]] == [third["version"]]
+        assert traffic.codes[200] > 0
+    return pods
+
+
+def assert_untouched(pods: PodLog, versions: list[str]) -> None:
+    assert set(pods.names) == set(versions), pods.names
+    assert pods.replaced() == {}, f"pods replaced: {pods.replaced()} (at most {dict(pods.most)})"
+    assert all(count == 0 for count in pods.restarts.values()), pods.restarts
+
+
+@pytest.mark.timeout(900)
+def test_a_route_split_rollout_promotion_and_rollback_lose_no_request(
+    serving_cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    prometheus: Prometheus,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    name = "steady"
+    first = train(mlflow_server, name, "slow-0", tmp_path)
+    MlflowClient(mlflow_server.url).set_registered_model_alias(name, "champion", first["version"])
+    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS])
+    serving(custom, namespace, name, first["version"])
+    with Traffic(serving_cluster, f"{name}.{namespace}.test", name) as traffic:
+        pods = roll_out_promote_and_roll_back(
+            custom, core, mlflow_server, namespace, name, traffic, tmp_path
+        )
+    assert set(traffic.codes) == {200}, traffic.codes
+    assert_untouched(pods, [first["version"], str(int(first["version"]) + 1),
+                            str(int(first["version"]) + 2)])  # fmt: skip
+    # What remains serves v2 from the pod it had as a canary.
+    [(version, restarts)] = predictor_pods(core, namespace, name).values()
+    assert (version, restarts) == (str(int(first["version"]) + 1), 0)
+
+
+@pytest.mark.timeout(900)
+def test_a_replica_split_rollout_promotion_and_rollback_lose_no_request(
+    serving_cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    prometheus: Prometheus,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    name = "split"
+    first = train(mlflow_server, name, "slow-0", tmp_path)
+    MlflowClient(mlflow_server.url).set_registered_model_alias(name, "champion", first["version"])
+    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS],
+           changes=REPLICA_SPLIT)  # fmt: skip
+    serving(custom, namespace, name, first["version"])
+    # A replica split reaches clients that spread over every predictor pod, here a Service
+    # selecting them all; KServe's own host reaches only the stable. Both keep answering while
+    # the stable shrinks to 1 pod at the 60% step, and the promotion moves KServe's Ingress.
+    core.create_namespaced_service(namespace, {
+        "metadata": {"name": f"{name}-all"},
+        "spec": {"selector": {"serving.kserve.io/inferenceservice": name},
+                 "ports": [{"port": 80, "targetPort": 8080}]},
+    })  # fmt: skip
+    with (
+        Traffic(serving_cluster, ingress_host(name, namespace), name, rate=12) as kserve_host,
+        Traffic(serving_cluster, f"{name}-all.{namespace}", name, rate=12) as traffic,
+    ):
+        pods = roll_out_promote_and_roll_back(
+            custom, core, mlflow_server, namespace, name, traffic, tmp_path
+        )
+    assert set(kserve_host.codes) == {200}, kserve_host.codes
+    assert set(traffic.codes) == {200}, traffic.codes
+    versions = [first["version"], str(int(first["version"]) + 1), str(int(first["version"]) + 2)]
+    assert_untouched(pods, versions)
+    assert pods.most[versions[0]] == 2 and pods.most[versions[1]] == 2
