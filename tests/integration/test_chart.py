@@ -62,6 +62,9 @@ def test_the_default_install_is_cluster_wide_least_privilege_and_restricted(helm
              for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
     assert verbs[("modelops.io", "modeldeployments/status")] == {"get", "patch"}
     assert verbs[("", "secrets")] == {"get"}  # never list or watch Secrets
+    # A canary's endpoints and the pods of a version past its deadline: read, never watched.
+    assert verbs[("", "pods")] == {"list"}
+    assert verbs[("discovery.k8s.io", "endpointslices")] == {"list"}
     assert verbs[("serving.kserve.io", "inferenceservices")] == {
         "get",
         "list",

@@ -180,3 +180,38 @@ def test_monitoring_after_promotion_skips_comparisons_with_the_stable() -> None:
     planned = analysis_round(driver.deployment, driver.observed, driver.now)
     assert planned is not None and planned.subject == "stable"
     assert [q.metric.name for q in planned.queries] == ["error-rate"]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_side_of_a_compared_preset_counts_absent_counters_as_zero(preset: str) -> None:
+    # compareTo renders the template once per side: the guards are in both.
+    template = PRESETS[preset]
+    chosen = metric(preset=preset, compareTo="stable", maxRatio=1.5, max=None)
+    query = query_for(chosen, analysis(chosen), CONTEXT, 0)
+    assert isinstance(query, str)
+    guards = template.count("or vector(0)") + template.count("* +Inf")
+    assert query.count("or vector(0)") + query.count("* +Inf") == 2 * guards
+
+
+def test_error_rates_guard_each_counter_and_latencies_fail_a_version_that_only_fails() -> None:
+    for preset in ("mlserver-error-rate", "mlserver-http-error-rate", "knative-error-rate",
+                   "router-error-rate"):  # fmt: skip
+        assert "or vector(0)" in PRESETS[preset], preset
+    for preset in ("mlserver-latency-mean", "mlserver-latency-p95", "mlserver-latency-p99",
+                   "knative-latency-p95", "knative-latency-p99", "router-latency-p95"):  # fmt: skip
+        assert PRESETS[preset].endswith("* +Inf)"), preset
+
+
+def test_a_latency_of_only_failures_fails_any_max_and_is_said_so() -> None:
+    chosen = metric(name="p95", max=0.5)
+    measured = judge(chosen, [Sample({}, math.inf)])
+    assert measured.verdict == "Fail" and measured.value is None
+    assert measured.message == "p95: no request to the version succeeded in the window (> max 0.5)"
+    compared = metric(name="p95", compareTo="stable", maxRatio=2.0, max=None)
+    canary_only_fails = judge(compared, [Sample({ROLE_LABEL: "canary"}, math.inf),
+                                         Sample({ROLE_LABEL: "stable"}, 0.02)])  # fmt: skip
+    assert canary_only_fails.verdict == "Fail" and canary_only_fails.canary_value is None
+    assert "canary: no request to the version succeeded" in canary_only_fails.message
+    stable_only_fails = judge(compared, [Sample({ROLE_LABEL: "canary"}, 0.02),
+                                         Sample({ROLE_LABEL: "stable"}, math.inf)])  # fmt: skip
+    assert stable_only_fails.verdict == "Pass"

@@ -20,6 +20,7 @@ from modelops.devstack.images import (
     container_argv,
     local_command,
 )
+from modelops.devstack.kubelet import ContainerState, exit_code_of
 from modelops.devstack.pod_discovery import target_groups
 from modelops.devstack.router import Routes, _host_matches, _path_matches
 from modelops.devstack.servers import prometheus_config
@@ -208,3 +209,20 @@ def test_zero_weight_backends_get_nothing_and_other_hosts_fall_through() -> None
     assert {routes.resolve("iris.test", "/")[1] for _ in range(20)} == {"stable"}  # type: ignore[index]
     assert routes.resolve("stable.risk", "/") == ("risk", "stable", 0)
     assert routes.resolve("nowhere.example.org", "/") is None
+
+
+def test_the_kubelet_backs_off_restarts_like_a_kubelet_and_reports_crash_loops() -> None:
+    state = ContainerState("kserve-container", restarts=0)
+    state.started_at, state.finished_at, state.exit_code = "t0", "t1", 1
+    delays = [state.back_off("pod-1", ran_seconds=3) for _ in range(7)]
+    assert delays == [10, 20, 40, 80, 160, 300, 300]
+    reported = state.status("image")
+    assert reported["restartCount"] == 7 and reported["started"] is False
+    assert reported["state"] == {"waiting": {
+        "reason": "CrashLoopBackOff",
+        "message": "back-off 300s restarting failed container=kserve-container pod=pod-1"}}  # fmt: skip
+    assert reported["lastState"]["terminated"]["exitCode"] == 1
+    assert reported["lastState"]["terminated"]["reason"] == "Error"
+    # Ten minutes of running resets the back-off.
+    assert state.back_off("pod-1", ran_seconds=600) == 10
+    assert exit_code_of(-9) == 137 and exit_code_of(3) == 3

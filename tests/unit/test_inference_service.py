@@ -51,6 +51,10 @@ def test_ready_means_the_model_loaded_for_each_protocol_unless_the_runtime_probe
     )
     assert probe(spec__serving__readiness={"port": 9090})["httpGet"]["port"] == 9090
     assert probe(spec__serving__readiness={"check": "Runtime"}) is None
+    # Knative probes the container's port itself, and refuses lifecycle hooks.
+    knative = build(spec__serving__deploymentMode="Knative")["spec"]["predictor"]["model"]
+    assert knative["readinessProbe"]["httpGet"] == {"path": "/v2/models/fraud/ready"}
+    assert "lifecycle" not in knative
 
 
 def test_canary_entries_take_their_replicas_from_the_stable_sum() -> None:

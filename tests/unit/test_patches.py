@@ -4,7 +4,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelops.core.patches import content_hash, is_subset, merge_patch, owned_fields_match
+from modelops.core.patches import (
+    applied_paths,
+    content_hash,
+    fields_v1_paths,
+    is_subset,
+    merge_patch,
+    owned_fields_match,
+)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
 json_values = st.recursive(
@@ -87,3 +94,61 @@ def test_content_hash_ignores_key_order(value: dict[str, Any]) -> None:
     reordered = dict(reversed(list(value.items())))
     assert content_hash(value) == content_hash(reordered)
     assert len(content_hash(value)) == 16
+
+
+def fields_v1_of(value: Any) -> dict[str, Any]:
+    """fieldsV1 as the API server records an apply (written apart from the code under test)."""
+    if isinstance(value, dict) and value:
+        return {f"f:{key}": fields_v1_of(item) for key, item in value.items()}
+    return {}
+
+
+def applied(manifest: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`manifest` as stored after our apply, with defaults another writer added (`extra`)."""
+    stored = copy.deepcopy(manifest)
+    owned = {"metadata": {"labels": manifest["metadata"]["labels"]}, "spec": manifest["spec"]}
+    stored["metadata"]["managedFields"] = [
+        {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+        {"manager": "modelops", "operation": "Apply", "fieldsV1": fields_v1_of(owned)},
+    ]
+    for key, value in (extra or {}).items():
+        stored["spec"]["predictor"][key] = value
+    return stored
+
+
+MANIFEST = {
+    "metadata": {"name": "m", "labels": {"a": "1"}},
+    "spec": {"predictor": {"minReplicas": 1, "model": {"storageUri": "s3://x"}},
+             "canary": [{"predictor": {"name": "v8"}, "trafficPercent": 10}]},
+}  # fmt: skip
+
+
+def test_an_applied_object_matches_although_others_added_fields() -> None:
+    assert owned_fields_match(MANIFEST, applied(MANIFEST, {"containerConcurrency": 0}))
+
+
+def test_a_field_we_stopped_writing_is_a_difference_although_every_value_is_there() -> None:
+    without_canary = copy.deepcopy(MANIFEST)
+    del without_canary["spec"]["canary"]
+    stored = applied(MANIFEST)
+    assert is_subset({"spec": without_canary["spec"]}, stored)  # values alone would miss it
+    assert not owned_fields_match(without_canary, stored)
+
+
+def test_a_changed_value_or_a_new_field_is_a_difference() -> None:
+    changed = copy.deepcopy(MANIFEST)
+    changed["spec"]["predictor"]["minReplicas"] = 2
+    assert not owned_fields_match(changed, applied(MANIFEST))
+    grown = copy.deepcopy(MANIFEST)
+    grown["spec"]["predictor"]["maxReplicas"] = 3
+    assert not owned_fields_match(grown, applied(MANIFEST, {"maxReplicas": 3}))
+
+
+def test_without_our_apply_entry_values_decide() -> None:
+    stored = copy.deepcopy(MANIFEST)
+    assert owned_fields_match(MANIFEST, stored)
+
+
+@given(objects)
+def test_applied_paths_match_the_fields_the_api_server_records(value: dict[str, Any]) -> None:
+    assert applied_paths(value) == fields_v1_paths(fields_v1_of(value)) or value == {}

@@ -114,7 +114,13 @@ def test_a_hand_edit_of_an_owned_field_is_restored_with_a_warning() -> None:
     assert first.inference_service is not None
     edited = served_by_kserve(first.inference_service)
     edited["spec"]["predictor"]["minReplicas"] = 5
-    current = with_status(deployment_body(), first)  # the spec is unchanged since
+    # As the API server records it: the person's edit now owns the field.
+    edited["metadata"]["managedFields"] = [
+        *applied_by_modelops(first.inference_service),
+        {"manager": "kubectl-edit", "operation": "Update",
+         "fieldsV1": {"f:spec": {"f:predictor": {"f:minReplicas": {}}}}},
+    ]  # fmt: skip
+    current = with_status(deployment_body(), first)
     decision = decide(current, edited, NOW)
     assert decision.inference_service == first.inference_service
     assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Restored")]

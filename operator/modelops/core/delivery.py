@@ -14,6 +14,7 @@ from modelops.api.status import Condition, Measurement, ModelDeploymentStatus
 from modelops.core.conditions import ConditionUpdate, condition, with_condition
 from modelops.core.decision import Decision, EventIntent
 from modelops.core.inference_service import ServedModel, inference_service_name
+from modelops.core.patches import edited_by_others
 from modelops.core.progressive import (
     NO_FACTS,
     WorkloadFacts,
@@ -173,9 +174,7 @@ def rollout_decision(
                 "Normal", "Created", f"Created InferenceService {service['metadata']['name']}"
             ),
         )
-    elif to_apply is not None and (
-        _same(before, observed) or generation != previous.observed_generation
-    ):
+    elif to_apply is not None and not edited_by_others(service, dict(observed)):
         pass  # a transition or a spec change: its own event or the spec says why
     elif to_apply is not None:
         events.append(

@@ -127,12 +127,10 @@ def readiness_probe(deployment: ModelDeployment) -> dict[str, Any] | None:
         return None
     name = inference_service_name(deployment)
     path = f"/v1/models/{name}" if serving.protocol_version == "v1" else f"/v2/models/{name}/ready"
-    return {
-        "httpGet": {"path": path, "port": serving.readiness.port},
-        "periodSeconds": 2,
-        "timeoutSeconds": 2,
-        "failureThreshold": 2,
-    }
+    get: dict[str, Any] = {"path": path}
+    if serving.deployment_mode == "Standard":
+        get["port"] = serving.readiness.port  # Knative probes the container's port itself
+    return {"httpGet": get, "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 2}
 
 
 def _model(deployment: ModelDeployment, served: ServedModel) -> dict[str, Any]:
@@ -154,7 +152,9 @@ def _model(deployment: ModelDeployment, served: ServedModel) -> dict[str, Any]:
     probe = readiness_probe(deployment)
     if probe is not None:
         model["readinessProbe"] = probe
-    model["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
+    if serving.deployment_mode == "Standard":
+        # Knative drains revisions itself (and refuses lifecycle hooks on user containers).
+        model["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
     return model
 
 

@@ -51,7 +51,7 @@ def applied_paths(value: Any, prefix: Path = ()) -> frozenset[Path]:
     return frozenset([prefix])
 
 
-def _fields_v1_paths(fields: dict[str, Any], prefix: Path = ()) -> frozenset[Path]:
+def fields_v1_paths(fields: dict[str, Any], prefix: Path = ()) -> frozenset[Path]:
     """The same paths from a managedFields entry's fieldsV1 (`f:name` map keys; `k:`, `v:` and
     `i:` list elements end a path at their list)."""
     found: set[Path] = set()
@@ -60,7 +60,7 @@ def _fields_v1_paths(fields: dict[str, Any], prefix: Path = ()) -> frozenset[Pat
             continue
         path = (*prefix, key[2:])
         nested = {k: v for k, v in (children or {}).items() if k.startswith("f:")}
-        found |= _fields_v1_paths(nested, path) if nested else {path}
+        found |= fields_v1_paths(nested, path) if nested else {path}
     return frozenset(found)
 
 
@@ -72,8 +72,26 @@ def owned_paths(observed: dict[str, Any], manager: str = FIELD_MANAGER) -> froze
             and entry.get("operation") == "Apply"
             and not entry.get("subresource")
         ):
-            return _fields_v1_paths(entry.get("fieldsV1") or {})
+            return fields_v1_paths(entry.get("fieldsV1") or {})
     return None
+
+
+def edited_by_others(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
+    """Whether another writer (a person's kubectl edit or patch) now owns a field we set: what a
+    hand edit of our object looks like, as opposed to a change we are about to make."""
+    ours = applied_paths(_owned_part(desired))
+    for entry in observed.get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER or entry.get("subresource"):
+            continue
+        theirs = fields_v1_paths(entry.get("fieldsV1") or {})
+        if any(_overlaps(path, mine) for path in theirs for mine in ours):
+            return True
+    return False
+
+
+def _overlaps(one: Path, other: Path) -> bool:
+    shorter = min(len(one), len(other))
+    return one[:shorter] == other[:shorter]
 
 
 def owned_fields_match(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
@@ -89,18 +107,13 @@ def owned_fields_match(desired: dict[str, Any], observed: dict[str, Any]) -> boo
 
 
 def slim_managed_fields(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Metadata with only our own apply's managedFields entry (what owned_fields_match reads);
-    the rest is most of a stored object's size and never read."""
-    ours = [
-        entry
-        for entry in metadata.get("managedFields") or []
-        if entry.get("manager") == FIELD_MANAGER
-        and entry.get("operation") == "Apply"
-        and not entry.get("subresource")
-    ]
+    """Metadata with only the managedFields entries of the object itself (what
+    owned_fields_match and edited_by_others read); those of the status subresource are most of
+    a stored object's size and never read."""
+    kept = [entry for entry in metadata.get("managedFields") or [] if not entry.get("subresource")]
     slimmed = {k: v for k, v in metadata.items() if k != "managedFields"}
-    if ours:
-        slimmed["managedFields"] = ours
+    if kept:
+        slimmed["managedFields"] = kept
     return slimmed
 
 

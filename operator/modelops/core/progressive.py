@@ -168,6 +168,16 @@ class WorkloadFacts:
 NO_FACTS = WorkloadFacts()
 
 
+def _not_ready(status: Mapping[str, Any]) -> str:
+    """KServe's own words for a predictor that is not ready, if it has any."""
+    predictor = _condition(status, "PredictorReady") or _condition(status, "Ready")
+    if predictor is None or predictor.get("status") == "True":
+        return ""
+    return "InferenceService not Ready: " + str(
+        predictor.get("message") or predictor.get("reason") or "waiting for KServe"
+    )
+
+
 def observe(
     deployment: ModelDeployment,
     desired: Mapping[str, Any],
@@ -193,7 +203,7 @@ def observe(
         service = predictor_service(inference_service_name(deployment), wanted)
         host = urlparse(str((status.get("address") or {}).get("url") or "")).hostname or ""
         if host.split(".")[0] != service:
-            detail = f"waiting for KServe to serve {service}"
+            detail = _not_ready(status) or f"waiting for KServe to serve {service}"
             return Observation(False, False, True, detail, diagnosis, settled, known=False)
     ready = _condition(status, "Ready")
     predictor = _condition(status, "PredictorReady") or ready
@@ -210,11 +220,7 @@ def observe(
     canary_ready = kserve_ready and facts.canary_endpoints is not False
     detail = ""
     if not stable_ready:
-        detail = "InferenceService not Ready: " + str(
-            (predictor or {}).get("message")
-            or (predictor or {}).get("reason")
-            or "waiting for KServe"
-        )
+        detail = _not_ready(status) or "InferenceService not Ready: waiting for KServe"
     elif canary is not None and kserve_ready and not canary_ready:
         detail = (
             f"KServe reports the canary ready; its Service "

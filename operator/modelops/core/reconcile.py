@@ -31,7 +31,7 @@ from modelops.core.inference_service import (
     inference_service_name,
     served_version,
 )
-from modelops.core.patches import owned_fields_match
+from modelops.core.patches import edited_by_others, owned_fields_match
 from modelops.core.progressive import NO_FACTS, WorkloadFacts, candidate_view, uses_rollout
 from modelops.core.registry import (
     RegistryFailure,
@@ -227,9 +227,7 @@ def decide(
         )
     elif not owned_fields_match(desired, dict(observed)):
         to_apply = desired
-        model = ((observed.get("spec") or {}).get("predictor") or {}).get("model") or {}
-        moved = model.get("storageUri") != served.storage_uri  # the registry moved on
-        if generation != previous.observed_generation or moved:
+        if not edited_by_others(desired, dict(observed)):
             events.append(
                 EventIntent(
                     "Normal",

@@ -81,11 +81,14 @@ def newer(
     return first if one >= two else second
 
 
-def slim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The object with only our own apply's managedFields entry: the others are most of a
-    stored object's size and the reconcile never reads them (1,000 cached deployments and
-    services add up)."""
-    return {**body, "metadata": slim_managed_fields(dict(body.get("metadata", {})))}
+def slim(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict[str, Any]:
+    """The object without managedFields, or (InferenceServices, whose ownership the reconcile
+    reads) without those of its status: most of a stored object's size (1,000 cached
+    deployments and services add up)."""
+    metadata = dict(body.get("metadata", {}))
+    if keep_managed_fields:
+        return {**body, "metadata": slim_managed_fields(metadata)}
+    return {**body, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -250,7 +253,7 @@ class Reconciler:
             else:
                 self._refused.pop(key, None)
                 API_WRITES.labels("inferenceservices").inc()
-                self._written_services[key] = slim(written)
+                self._written_services[key] = slim(written, keep_managed_fields=True)
                 outcome = "changed"
                 logger.info("Applied InferenceService %s/%s", *key)
         if decision.registry_writes:

@@ -97,7 +97,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.index(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL)
 def inference_services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     """Our InferenceServices by (namespace, name); kopf fills it before any handler runs."""
-    return {key_of(body): slim({k: body[k] for k in ("metadata", "spec", "status") if k in body})}
+    parts = {k: body[k] for k in ("metadata", "spec", "status") if k in body}
+    return {key_of(body): slim(parts, keep_managed_fields=True)}
 
 
 @kopf.index("batch", "v1", "jobs")
