@@ -15,9 +15,10 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from kubernetes import client
+from mlflow import MlflowClient
 
 from modelops.devstack.environments import MODELS
 from modelops.devstack.servers import MlflowServer, Prometheus
@@ -48,16 +49,16 @@ ROWS = [
 ]  # fmt: skip
 
 
-class Traffic:
-    """Steady v2 prediction requests through the router, one row each, in a thread."""
+class Background:
+    """Work repeated in a thread while a `with` block runs (`tick` every `pause` seconds)."""
 
-    def __init__(self, router: str, host: str, model: str, rate: float = 25.0) -> None:
-        self.router, self.host, self.model, self.pause = router, host, model, 1.0 / rate
-        self.codes: Counter[int] = Counter()
+    pause = 0.3
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Traffic:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -66,26 +67,40 @@ class Traffic:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        index = 0
         while not self._stop.is_set():
-            row = ROWS[index % len(ROWS)]
-            index += 1
-            body = {
-                "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]
-            }
-            request = urllib.request.Request(
-                f"{self.router}/v2/models/{self.model}/infer",
-                data=json.dumps(body).encode(),
-                headers={"Host": self.host, "Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    self.codes[response.status] += 1
-            except urllib.error.HTTPError as error:
-                self.codes[error.code] += 1
-            except (urllib.error.URLError, OSError):
-                self.codes[0] += 1
+            self.tick()
             self._stop.wait(self.pause)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class Traffic(Background):
+    """Steady v2 prediction requests through the router, one row each, counting every answer a
+    client gets by status code (0: no answer at all)."""
+
+    def __init__(self, router: str, host: str, model: str, rate: float = 25.0) -> None:
+        super().__init__()
+        self.router, self.host, self.model, self.pause = router, host, model, 1.0 / rate
+        self.codes: Counter[int] = Counter()
+        self._sent = 0
+
+    def tick(self) -> None:
+        row = ROWS[self._sent % len(ROWS)]
+        self._sent += 1
+        body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+        request = urllib.request.Request(
+            f"{self.router}/v2/models/{self.model}/infer",
+            data=json.dumps(body).encode(),
+            headers={"Host": self.host, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                self.codes[response.status] += 1
+        except urllib.error.HTTPError as error:
+            self.codes[error.code] += 1
+        except (urllib.error.URLError, OSError):
+            self.codes[0] += 1
 
 
 def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
@@ -127,6 +142,25 @@ def create(custom: client.CustomObjectsApi, namespace: str, name: str, tracking_
         *MD, namespace, "modeldeployments", body
     )
     return created
+
+
+def serve_first_version(
+    custom: client.CustomObjectsApi,
+    mlflow: MlflowServer,
+    prometheus: Prometheus,
+    namespace: str,
+    name: str,
+    folder: Path,
+    metrics: list[dict[str, Any]],
+    changes: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """A healthy first version trained, `champion` pointed at it, the deployment of `create`
+    made, and the version served (Healthy)."""
+    first = train(mlflow, name, "slow-0", folder)
+    MlflowClient(mlflow.url).set_registered_model_alias(name, "champion", first["version"])
+    create(custom, namespace, name, mlflow.url, prometheus.url, metrics, changes=changes)
+    serving(custom, namespace, name, first["version"])
+    return first
 
 
 def serving(custom: client.CustomObjectsApi, namespace: str, name: str, version: str) -> Any:
@@ -175,39 +209,28 @@ def predictor_pods(core: client.CoreV1Api, namespace: str, isvc: str) -> dict[st
     }
 
 
-class PodLog:
+class PodLog(Background):
     """Samples an InferenceService's predictor pods in a thread: which pods each model version
     had, how many at once, and their restarts."""
 
     def __init__(self, core: client.CoreV1Api, namespace: str, isvc: str) -> None:
+        super().__init__()
         self.core, self.namespace, self.isvc = core, namespace, isvc
         self.names: dict[str, set[str]] = {}
         self.most: Counter[str] = Counter()
         self.restarts: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PodLog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(client.ApiException, OSError):
-                now: Counter[str] = Counter()
-                for pod, (version, restarts) in predictor_pods(
-                    self.core, self.namespace, self.isvc
-                ).items():
-                    self.names.setdefault(version, set()).add(pod)
-                    self.restarts[pod] = max(self.restarts[pod], restarts)
-                    now[version] += 1
-                for version, count in now.items():
-                    self.most[version] = max(self.most[version], count)
-            self._stop.wait(0.3)
+    def tick(self) -> None:
+        with contextlib.suppress(client.ApiException, OSError):
+            now: Counter[str] = Counter()
+            for pod, (version, restarts) in predictor_pods(
+                self.core, self.namespace, self.isvc
+            ).items():
+                self.names.setdefault(version, set()).add(pod)
+                self.restarts[pod] = max(self.restarts[pod], restarts)
+                now[version] += 1
+            for version, count in now.items():
+                self.most[version] = max(self.most[version], count)
 
     def replaced(self) -> dict[str, set[str]]:
         """Versions that had more distinct pods than they ever ran at once: a pod of theirs

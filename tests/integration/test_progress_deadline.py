@@ -17,7 +17,15 @@ from mlflow import MlflowClient
 
 from modelops.devstack.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.rollouts import MD, Traffic, condition, create, serving, status, train
+from tests.integration.rollouts import (
+    MD,
+    Traffic,
+    condition,
+    create,
+    serve_first_version,
+    status,
+    train,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
@@ -45,11 +53,8 @@ def test_versions_that_never_load_are_rolled_back_at_their_progress_deadline(
            changes={"spec__rollout__progressDeadline": DEADLINE})  # fmt: skip
 
     name = "unloadable"
-    first = train(mlflow_server, name, "slow-0", tmp_path)
-    registry.set_registered_model_alias(name, "champion", first["version"])
-    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS],
-           changes={"spec__rollout__progressDeadline": DEADLINE})  # fmt: skip
-    serving(custom, namespace, name, first["version"])
+    first = serve_first_version(custom, mlflow_server, prometheus, namespace, name, tmp_path,
+                                [ERRORS], {"spec__rollout__progressDeadline": DEADLINE})  # fmt: skip
 
     with Traffic(serving_cluster, f"{name}.{namespace}.test", name) as traffic:
         for kind in ("corrupt", "load-raises"):

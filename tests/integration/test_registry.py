@@ -17,7 +17,7 @@ from modelops.devstack.control_plane import ControlPlane
 from modelops.devstack.kserve import KServeController
 from modelops.devstack.servers import MlflowServer
 from tests.integration.conftest import KUBELET_GATEWAY, Operator, wait_for
-from tests.integration.rollouts import train
+from tests.integration.rollouts import condition, status, train
 from tests.integration.test_model_serving import ROWS, ingress_host, predict
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
@@ -53,16 +53,6 @@ def failed(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[s
 
     result: dict[str, Any] = wait_for(check, timeout=30, what=f"{name} to fail")
     return result
-
-
-def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
-    found: dict[str, Any] = body.get("status") or {}
-    return found
-
-
-def condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in found.get("conditions", []) if c["type"] == kind), {})
 
 
 def healthy_with(custom: client.CustomObjectsApi, namespace: str, name: str, version: str) -> Any:

@@ -27,6 +27,7 @@ from tests.integration.rollouts import (
     events,
     instant,
     kill_and_restart,
+    serve_first_version,
     serving,
     status,
     train,
@@ -189,10 +190,9 @@ def test_no_data_and_a_prometheus_outage_pause_the_rollout_until_measurements_re
 ) -> None:
     name = "quiet"
     registry = MlflowClient(mlflow_server.url)
-    first = train(mlflow_server, name, "slow-0", tmp_path)
-    registry.set_registered_model_alias(name, "champion", first["version"])
-    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS])
-    serving(custom, namespace, name, first["version"])
+    first = serve_first_version(
+        custom, mlflow_server, prometheus, namespace, name, tmp_path, [ERRORS]
+    )
     second = train(mlflow_server, name, "slow-0", tmp_path)
     registry.set_registered_model_alias(name, "champion", second["version"])
 
@@ -258,10 +258,9 @@ def test_a_canary_that_fails_every_request_is_rolled_back(
     # error rate must still read 1, and the latency compared with the stable must fail too.
     name = "broken"
     registry = MlflowClient(mlflow_server.url)
-    first = train(mlflow_server, name, "slow-0", tmp_path)
-    registry.set_registered_model_alias(name, "champion", first["version"])
-    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS, LATENCY])
-    serving(custom, namespace, name, first["version"])
+    first = serve_first_version(
+        custom, mlflow_server, prometheus, namespace, name, tmp_path, [ERRORS, LATENCY]
+    )
     with Traffic(cluster, f"{name}.{namespace}.test", name) as traffic:
         bad = train(mlflow_server, name, "refuse-all", tmp_path)
         registry.set_registered_model_alias(name, "champion", bad["version"])

@@ -21,9 +21,8 @@ from tests.integration.rollouts import (
     MD,
     PodLog,
     Traffic,
-    create,
     predictor_pods,
-    serving,
+    serve_first_version,
     status,
     train,
 )
@@ -117,10 +116,9 @@ def test_a_route_split_rollout_promotion_and_rollback_lose_no_request(
     tmp_path: Path,
 ) -> None:
     name = "steady"
-    first = train(mlflow_server, name, "slow-0", tmp_path)
-    MlflowClient(mlflow_server.url).set_registered_model_alias(name, "champion", first["version"])
-    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS])
-    serving(custom, namespace, name, first["version"])
+    first = serve_first_version(
+        custom, mlflow_server, prometheus, namespace, name, tmp_path, [ERRORS]
+    )
     with Traffic(serving_cluster, f"{name}.{namespace}.test", name) as traffic:
         pods = roll_out_promote_and_roll_back(
             custom, core, mlflow_server, namespace, name, traffic, tmp_path
@@ -145,11 +143,9 @@ def test_a_replica_split_rollout_promotion_and_rollback_lose_no_request(
     tmp_path: Path,
 ) -> None:
     name = "split"
-    first = train(mlflow_server, name, "slow-0", tmp_path)
-    MlflowClient(mlflow_server.url).set_registered_model_alias(name, "champion", first["version"])
-    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS],
-           changes=REPLICA_SPLIT)  # fmt: skip
-    serving(custom, namespace, name, first["version"])
+    first = serve_first_version(
+        custom, mlflow_server, prometheus, namespace, name, tmp_path, [ERRORS], REPLICA_SPLIT
+    )
     # A replica split reaches clients that spread over every predictor pod, here a Service
     # selecting them all; KServe's own host reaches only the stable. Both keep answering while
     # the stable shrinks to 1 pod at the 60% step, and the promotion moves KServe's Ingress.

@@ -506,8 +506,11 @@ def test_a_canary_not_ready_by_its_progress_deadline_is_rolled_back_saying_why()
     driver.serve("8")
     driver.settle()
     driver.tick(60)
-    assert driver.status["phase"] == "Progressing" and "60s left" in driver.status["message"]
-    decision = driver.tick(61)
+    message = driver.status["message"]
+    assert driver.status["phase"] == "Progressing"
+    assert "rolled back at 12:02:00Z unless ready: progressDeadline 2m" in message
+    assert driver.tick(10).status.message == message  # no countdown: nothing new to write
+    decision = driver.tick(51)
     assert decision.counts == ("rolled_back",)
     [rejected] = driver.status["rejectedVersions"]
     assert rejected["version"] == "8"

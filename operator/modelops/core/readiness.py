@@ -66,13 +66,13 @@ def gate_canary(
                 update={"ready_since": since, "step_started_at": now, "waiting_since": None}
             )
             return Gate("Serving", started)
-        left = int((SUSTAINED_READY - (now - since)).total_seconds())
+        # Messages name fixed times, not countdowns: the status changes only when readiness does.
         settling = canary.model_copy(update={"ready_since": since})
         return Gate(
             "Settling",
             settling,
-            f"ready for {int((now - since).total_seconds())}s; traffic starts after "
-            f"{int(SUSTAINED_READY.total_seconds())}s of readiness ({left}s left)",
+            f"ready since {_clock(since)}; traffic starts after "
+            f"{int(SUSTAINED_READY.total_seconds())}s of readiness without a break",
         )
     lost = canary.step_started_at is not None
     waiting_since = now if lost else (canary.waiting_since or canary.started_at or now)
@@ -84,8 +84,12 @@ def gate_canary(
         return Gate("Waiting", waiting, f"lost readiness, traffic moved off it: {why}")
     if now - waiting_since > deadline:
         return Gate("Exceeded", waiting, deadline_message(deadline, why, diagnosis))
-    left = int((deadline - (now - waiting_since)).total_seconds())
-    return Gate("Waiting", waiting, f"{why} ({left}s left of progressDeadline)")
+    return Gate(
+        "Waiting",
+        waiting,
+        f"{why} (rolled back at {_clock(waiting_since + deadline)} unless ready: "
+        f"progressDeadline {_duration(deadline)})",
+    )
 
 
 def deadline_message(deadline: timedelta, detail: str, diagnosis: str) -> str:
@@ -95,6 +99,10 @@ def deadline_message(deadline: timedelta, detail: str, diagnosis: str) -> str:
 
 def deadline_passed(since: datetime | None, deadline: timedelta, now: datetime) -> bool:
     return since is not None and now - since > deadline
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%H:%M:%SZ")
 
 
 def _duration(value: timedelta) -> str:

@@ -489,12 +489,12 @@ class ProcessKubelet:
             logger.warning("Pod %s: preStop %s is not run by the process kubelet",
                            run.pod["metadata"]["name"], sorted(hook))  # fmt: skip
 
-    async def terminate(self, run: PodRun, already_deleted: bool) -> None:
+    async def terminate(self, run: PodRun, already_deleted: bool, drain: bool = True) -> None:
         grace = min(run.pod["spec"].get("terminationGracePeriodSeconds", 30), 30)
         started = time.monotonic()
         running = [c for c, s in zip(run.pod["spec"]["containers"], run.containers, strict=True)
                    if s.process and s.process.returncode is None]  # fmt: skip
-        if running:
+        if running and drain:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*(self.pre_stop(run, c) for c in running)), grace
@@ -529,9 +529,11 @@ class ProcessKubelet:
                                    body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})  # fmt: skip
 
     async def shutdown(self) -> None:
-        for run in list(self.runs.values()):
+        """The node goes away: every pod stops at once, without preStop drains."""
+        runs = list(self.runs.values())
+        for run in runs:
             run.stopping = True
-            await self.terminate(run, already_deleted=True)
+        await asyncio.gather(*(self.terminate(run, True, drain=False) for run in runs))
 
 
 def connection_from_kubeconfig(path: Path) -> Connection:
