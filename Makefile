@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CRD := crds/modeldeployments.modelops.io.yaml
 
 demo: venv packages binaries
-	$(PY) -m modelops.devstack.demo $(DEMO_ARGS)
+	$(PY) -m modelops_dev.demo $(DEMO_ARGS)
 
 .PHONY: demo test venv packages binaries lint typecheck imports unit integration crds manifests generate control-plane-up control-plane-down clean
 
@@ -17,10 +17,12 @@ test: venv packages binaries lint typecheck imports
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The operator (with its dev tools) and the local cluster (devstack/, never in the operator's
+# wheel or image), both editable from this checkout.
+$(VENV)/.installed: pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev]' -e ./devstack
 	$(VENV)/bin/pip check
 	touch $@
 
@@ -31,8 +33,8 @@ packages:
 # Control-plane and KServe binaries (reused from KUBEBUILDER_ASSETS, PATH or ~/.cache/modelops,
 # else built from Go modules) and the model-server Python environments (cached likewise).
 binaries: venv
-	$(PY) -m modelops.devstack.binaries
-	$(PY) -m modelops.devstack.environments
+	$(PY) -m modelops_dev.binaries
+	$(PY) -m modelops_dev.environments
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -56,7 +58,7 @@ crds: venv
 
 # manifests/install from the chart (helm template); needs helm (make binaries builds it).
 manifests: crds
-	$(PY) -m modelops.devstack.manifests
+	$(PY) -m modelops_dev.manifests
 
 # Every generated file: the CRD (crds/, the chart's template) and manifests/install.
 generate: manifests

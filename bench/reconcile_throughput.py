@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from modelops.devstack.control_plane import ControlPlane
+from modelops_dev.control_plane import ControlPlane
 
 CONCURRENCY = 64
 MD_PATH = "/apis/modelops.io/v1alpha1/namespaces/{ns}/modeldeployments"

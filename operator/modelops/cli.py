@@ -81,14 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    dev = commands.add_parser(
-        "dev", help="the local stack for development and the demo (needs root)"
-    )
-    dev.add_argument("action", choices=["up", "down", "status", "env"])
-    dev.add_argument(
-        "--dir", type=Path, default=None, help="state folder (default ~/.cache/modelops/run/dev)"
-    )
-
     for action, help_text in (
         ("status", "where a ModelDeployment is: versions, traffic, verdicts, rejections"),
         ("promote", "promote the canary now (Manual promotion, or skip the remaining steps)"),
@@ -190,10 +182,6 @@ def main(argv: list[str] | None = None) -> int:
             getattr(args, "version", None),
             getattr(args, "output", "text") == "json",
         )
-    if args.command == "dev":
-        from modelops.devstack import stack
-
-        return stack.main(args.action, args.dir or stack.DEFAULT_DIR)
     return 2
 
 

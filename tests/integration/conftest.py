@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from modelops.devstack.control_plane import OPERATOR_USER, ControlPlane
-from modelops.devstack.environments import ensure_all
-from modelops.devstack.kserve import KServeController
-from modelops.devstack.network import PodNetwork
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.control_plane import OPERATOR_USER, ControlPlane
+from modelops_dev.environments import ensure_all
+from modelops_dev.kserve import KServeController
+from modelops_dev.network import PodNetwork
+from modelops_dev.servers import MlflowServer, Prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +125,7 @@ def kubelet(
     state = tmp_path_factory.mktemp("kubelet")
     log = (control_plane.logs / "kubelet.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(control_plane.kubeconfig),
+        [sys.executable, "-m", "modelops_dev.kubelet", "--kubeconfig", str(control_plane.kubeconfig),
          "--node", "modelops-local", "--state", str(state), "--cidr", KUBELET_CIDR, "--bridge", KUBELET_BRIDGE],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -158,7 +158,7 @@ def router(
     ready = tmp_path_factory.mktemp("router") / "ready"
     log = (control_plane.logs / "router.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(control_plane.kubeconfig),
+        [sys.executable, "-m", "modelops_dev.router", "--kubeconfig", str(control_plane.kubeconfig),
          "--listen", f"127.0.0.1:{port}", "--listen", f"{KUBELET_GATEWAY}:80",
          # The chart's metrics Service port (its `helm test` pod connects to it by name).
          "--listen", f"{KUBELET_GATEWAY}:8081", "--ready-file", str(ready)],

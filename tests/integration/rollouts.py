@@ -20,8 +20,8 @@ from typing import Any, Self
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.devstack.environments import MODELS
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.environments import MODELS
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.bodies import with_values
 from tests.integration.conftest import Operator, wait_for
 

@@ -22,9 +22,9 @@ import pytest
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.devstack.binaries import ensure_helm
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.binaries import ensure_helm
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import KUBELET_GATEWAY, free_port, wait_for
 from tests.integration.rollouts import train
 from tests.integration.test_chart import CHART, render
@@ -46,7 +46,7 @@ def prometheus_for_pods(prometheus: Prometheus, control_plane: ControlPlane) -> 
     port = free_port()
     log = (control_plane.logs / "prometheus-forwarder.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelops.devstack.forwarder", f"{KUBELET_GATEWAY}:{port}",
+        [sys.executable, "-m", "modelops_dev.forwarder", f"{KUBELET_GATEWAY}:{port}",
          prometheus.url.removeprefix("http://")],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

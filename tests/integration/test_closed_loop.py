@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.kserve import KServeController
-from modelops.devstack.scenario import Cluster, Scenario
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.kserve import KServeController
+from modelops_dev.scenario import Cluster, Scenario
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator
 
 pytestmark = [

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from modelops.devstack.binaries import REPO_ROOT, locate
-from modelops.devstack.control_plane import ControlPlane
+from modelops_dev.binaries import REPO_ROOT, locate
+from modelops_dev.control_plane import ControlPlane
 from tests.bodies import with_values
 
 GROUP, VERSION, PLURAL = "modelops.io", "v1alpha1", "modeldeployments"

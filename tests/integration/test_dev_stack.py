@@ -1,4 +1,4 @@
-"""`modelops dev up` starts the local stack; `modelops dev down` leaves nothing behind."""
+"""`modelops-dev up` starts the local stack; `modelops-dev down` leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ ENV = {
 
 def dev(action: str, directory: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modelops.cli", "dev", action, "--dir", str(directory)],
+        [sys.executable, "-m", "modelops_dev.cli", action, "--dir", str(directory)],
         capture_output=True, text=True, env=ENV, timeout=600, check=False,
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelops.devstack.control_plane import ControlPlane
+from modelops_dev.control_plane import ControlPlane
 from tests.integration.conftest import Operator, operator_writes, wait_for
 
 GROUP, VERSION, PLURAL = "modelops.io", "v1alpha1", "modeldeployments"

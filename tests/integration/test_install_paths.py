@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modelops.devstack.binaries import REPO_ROOT, ensure_binaries, ensure_helm
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.manifests import OUT, manifests, render
+from modelops_dev.binaries import REPO_ROOT, ensure_binaries, ensure_helm
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.manifests import OUT, manifests, render
 from tests.integration.test_chart import CHART
 
 CRD = "modeldeployments.modelops.io"

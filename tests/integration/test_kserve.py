@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.kserve import KServeController
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.kserve import KServeController
 from tests.integration.conftest import Operator, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the KServe sandbox needs root")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelops.devstack.binaries import REPO_ROOT
+from modelops_dev.binaries import REPO_ROOT
 from tests.integration.conftest import KUBELET_CIDR as CIDR
 from tests.integration.conftest import wait_for
 

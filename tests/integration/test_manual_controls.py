@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.kserve import KServeController
-from modelops.devstack.servers import MlflowServer
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.kserve import KServeController
+from modelops_dev.servers import MlflowServer
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.rollouts import train
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelops.devstack.kserve import INGRESS_DOMAIN
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.kserve import INGRESS_DOMAIN
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.rollouts import train
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from modelops.devstack.control_plane import ControlPlane
+from modelops_dev.control_plane import ControlPlane
 from tests.integration.conftest import free_port, liveness_ok, wait_for
 
 

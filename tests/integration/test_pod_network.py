@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.devstack.network import PodNetwork
+from modelops_dev.network import PodNetwork
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")

@@ -22,7 +22,7 @@ from modelops.adapters.prometheus import PrometheusConnection
 from modelops.api.delivery import AnalysisSpec, MetricSpec
 from modelops.core.analysis import Answer, Context, QueryFailed, Subject, judge, query_for
 from modelops.core.traffic import predictor_service
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.rollouts import MD, Traffic, status, train
 from tests.integration.test_model_serving import ingress_host

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.rollouts import (
     MD,

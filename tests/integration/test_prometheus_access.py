@@ -22,9 +22,9 @@ from kubernetes import client
 from modelops.adapters.kubernetes import KubernetesApi
 from modelops.api.resource import ModelDeployment
 from modelops.core.progressive import AnalysisRound, PlannedQuery
-from modelops.devstack.control_plane import ControlPlane
 from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.connection import connection_from
+from modelops_dev.control_plane import ControlPlane
 from tests.integration.conftest import free_port, wait_for
 from tests.unit.factories import deployment_body
 

@@ -13,9 +13,9 @@ import pytest
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.kserve import KServeController
-from modelops.devstack.servers import MlflowServer
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.kserve import KServeController
+from modelops_dev.servers import MlflowServer
 from tests.integration.conftest import KUBELET_GATEWAY, Operator, wait_for
 from tests.integration.rollouts import condition, status, train
 from tests.integration.test_model_serving import ROWS, ingress_host, predict

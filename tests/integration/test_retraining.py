@@ -15,9 +15,9 @@ import pytest
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.devstack.environments import MODELS
-from modelops.devstack.images import TRAINER_SCRIPT
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.environments import MODELS
+from modelops_dev.images import TRAINER_SCRIPT
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.rollouts import status
 

@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.servers import MlflowServer, Prometheus
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.rollouts import (
     INTERVAL,

@@ -6,8 +6,8 @@ import time
 
 from rich.console import Console
 
-from modelops.devstack.demo import stage_table, state_table, summary
-from modelops.devstack.scenario import Snapshot, Stage
+from modelops_dev.demo import stage_table, state_table, summary
+from modelops_dev.scenario import Snapshot, Stage
 
 
 def render(renderable: object) -> str:

@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from modelops.devstack.environments import MODELS, Environment
-from modelops.devstack.images import (
+from modelops_dev.environments import MODELS, Environment
+from modelops_dev.images import (
     STORAGE_ENTRYPOINT,
     Unrunnable,
     container_argv,
     local_command,
 )
-from modelops.devstack.kubelet import ContainerState, exit_code_of
-from modelops.devstack.pod_discovery import target_groups
-from modelops.devstack.router import Routes, _host_matches, _path_matches
-from modelops.devstack.servers import prometheus_config
+from modelops_dev.kubelet import ContainerState, exit_code_of
+from modelops_dev.pod_discovery import target_groups
+from modelops_dev.router import Routes, _host_matches, _path_matches
+from modelops_dev.servers import prometheus_config
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_the_storage_initializer_gets_its_source_and_destination() -> None:
 def test_an_image_whose_environment_is_not_built_says_how_to_build_it() -> None:
     local = local_command("docker.io/seldonio/mlserver:1.7.1", [], {})
     assert isinstance(local, Unrunnable)
-    assert "models" in local.message and "modelops.devstack.environments" in local.message
+    assert "models" in local.message and "modelops_dev.environments" in local.message
 
 
 def test_environment_folders_change_with_their_pins() -> None:

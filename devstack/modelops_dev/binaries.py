@@ -20,7 +20,7 @@ KUBERNETES_VERSION = os.environ.get("KUBERNETES_VERSION", "v1.35.4")
 KSERVE_VERSION = os.environ.get("KSERVE_VERSION", "v0.20.0")
 HELM_VERSION = os.environ.get("HELM_VERSION", "v3.22.0")
 CACHE_ROOT = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries"
 
 KUBERNETES_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -133,7 +133,9 @@ def ensure_kserve() -> Path:
 
 def ensure_helm() -> Path:
     """helm, built from its Go module (helm.sh/helm/v3/cmd/helm) once and cached."""
-    binary = CACHE_ROOT / "bin" / f"helm-{HELM_VERSION}" / "helm"
+    minor = KUBERNETES_VERSION.split(".")[1]
+    # Keyed by the Kubernetes version too: it is helm's default, set at build time.
+    binary = CACHE_ROOT / "bin" / f"helm-{HELM_VERSION}-k8s1.{minor}" / "helm"
     if not binary.is_file():
         build("helm")
     return binary

@@ -1,6 +1,6 @@
 """Run a command with the pod's volumes at their mountPaths, in a private mount namespace.
 
-    unshare --mount --propagation private python -m modelops.devstack.mounts SPEC -- ARGV...
+    unshare --mount --propagation private python -m modelops_dev.mounts SPEC -- ARGV...
 
 SPEC is JSON: {"mounts": [[host_folder, mount_path, read_only], ...], "keep": [host_path, ...]}.
 A mount path whose parents do not exist gets a tmpfs on its deepest existing ancestor first

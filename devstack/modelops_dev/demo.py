@@ -1,12 +1,12 @@
 """`make demo`: the whole model lifecycle on one machine, with a live view in the terminal.
 
-It starts the local stack (`modelops dev up`: control plane, KServe, process kubelet, router,
-MLflow, Prometheus) and the operator, then runs the scenario in modelops.devstack.scenario:
+It starts the local stack (`modelops-dev up`: control plane, KServe, process kubelet, router,
+MLflow, Prometheus) and the operator, then runs the scenario in modelops_dev.scenario:
 v1 served, a bad v2 rolled back by the canary analysis, retraining started by the rollback,
 the retrained v3 rolled out and promoted. It exits non-zero naming the stage that missed its
 deadline. `--keep` leaves everything up for kubectl and the MLflow and Prometheus UIs.
 
-    python -m modelops.devstack.demo [--keep] [--dir DIR]     (make demo DEMO_ARGS=--keep)
+    python -m modelops_dev.demo [--keep] [--dir DIR]     (make demo DEMO_ARGS=--keep)
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from modelops.devstack.scenario import Cluster, Scenario, Snapshot, Stage, StageMissedError
-from modelops.devstack.stack import DEFAULT_DIR, Stack
+from modelops_dev.scenario import Cluster, Scenario, Snapshot, Stage, StageMissedError
+from modelops_dev.stack import DEFAULT_DIR, Stack
 
 console = Console(stderr=True)
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR.parent / "demo")
     args = parser.parse_args(argv)
-    # Its own bridges and ranges, so the demo can run beside the tests or `modelops dev up`.
+    # Its own bridges and ranges, so the demo can run beside the tests or `modelops-dev up`.
     os.environ.setdefault("MODELOPS_BRIDGE_PREFIX", "mod")
     os.environ.setdefault("MODELOPS_KSERVE_CIDR", "10.223.0.0/16")
     os.environ.setdefault("MODELOPS_POD_CIDR", "10.225.0.0/16")
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     console.rule("local stack (the first run builds binaries and Python environments)")
     started = time.monotonic()
     state = stack.up()
-    from modelops.devstack.control_plane import ControlPlane
+    from modelops_dev.control_plane import ControlPlane
 
     plane = ControlPlane.load(Path(state["control_plane"]))
     operator = start_operator(state, plane.logs)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"export KUBECONFIG={state['kubeconfig']}")
         console.print(f"MLflow UI: {state['mlflow']}    Prometheus UI: {state['prometheus']}")
         console.print(
-            f"stop it all with: modelops dev down --dir {args.dir} (operator pid {operator.pid})"
+            f"stop it all with: modelops-dev down --dir {args.dir} (operator pid {operator.pid})"
         )
         return outcome
     stack.down()  # the operator too (adopted)

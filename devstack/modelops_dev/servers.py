@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from modelops.devstack.binaries import REPO_ROOT
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.environments import MODELS
+from modelops_dev.binaries import REPO_ROOT
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.environments import MODELS
 
 SCRAPE_INTERVAL = "2s"
 STORAGE_CONTAINER = REPO_ROOT / "manifests" / "kserve" / "storage-initializer.yaml"
@@ -297,7 +297,7 @@ class Prometheus(ServerProcess):
         self.directory.mkdir(parents=True, exist_ok=True)
         log = (logs / "pod-discovery.log").open("ab")
         self.discovery = subprocess.Popen(
-            [sys.executable, "-m", "modelops.devstack.pod_discovery",
+            [sys.executable, "-m", "modelops_dev.pod_discovery",
              "--kubeconfig", str(self.kubeconfig), "--out", str(self.targets_file)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip

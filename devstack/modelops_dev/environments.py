@@ -4,7 +4,7 @@ local stack starts (development only).
 Each is a venv under ~/.cache/modelops/envs/<name>-<digest of its pinned requirements>, built
 once with pip and reused: a changed pin gets a new folder. A venv is not relocatable, so it is
 built in place and only counts once its `.complete` marker exists; a file lock keeps two
-processes (a test run and `modelops dev up`) from building the same one at once.
+processes (a test run and `modelops-dev up`) from building the same one at once.
 
 - models: MLServer 1.7.1 with its scikit-learn and MLflow runtimes (what KServe's
   `kserve-mlserver` runtime image runs), MLflow (the `mlflow server` of the stack, and the
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelops.devstack.binaries import CACHE_ROOT
+from modelops_dev.binaries import CACHE_ROOT
 
 
 @dataclass(frozen=True)

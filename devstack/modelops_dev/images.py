@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelops.devstack.environments import MODELS, STORAGE, Environment
+from modelops_dev.binaries import REPO_ROOT
+from modelops_dev.environments import MODELS, STORAGE, Environment
 
 STORAGE_ENTRYPOINT = Path(__file__).with_name("kserve_storage_entrypoint.py")
 OPERATOR_IMAGE = "ghcr.io/modelops/modelops:"
 TRAINER_IMAGE = "ghcr.io/modelops/trainer:"
-TRAINER_SCRIPT = Path(__file__).parents[3] / "examples" / "retrain" / "train.py"
+TRAINER_SCRIPT = REPO_ROOT / "examples" / "retrain" / "train.py"
 PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
 
@@ -129,7 +130,7 @@ def local_command(
         return Unrunnable(
             "ImageNotRunnableLocally",
             f"image {image!r} runs from the {local.needs.name!r} environment, which is not built: "
-            "run `python -m modelops.devstack.environments` (or `modelops dev up`)",
+            "run `python -m modelops_dev.environments` (or `modelops-dev up`)",
         )
     merged = {**local.env, **env}
     command = local.translate(argv, merged)

@@ -1,7 +1,7 @@
 """Plain manifests for `kubectl apply --server-side -k manifests/`, rendered from the Helm
 chart so the two install paths cannot drift apart (a test renders again and compares).
 
-    python -m modelops.devstack.manifests [--out manifests/install]
+    python -m modelops_dev.manifests [--out manifests/install]
 
 The chart's defaults, namespace modelops-system, without Helm's own labels, annotations and
 test hook. One file per kind group, in apply order.
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from modelops.devstack.binaries import KUBERNETES_VERSION, REPO_ROOT, ensure_helm
+from modelops_dev.binaries import KUBERNETES_VERSION, REPO_ROOT, ensure_helm
 
 CHART = REPO_ROOT / "charts" / "modelops"
 OUT = REPO_ROOT / "manifests" / "install"

@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from modelops.devstack.binaries import ensure_kserve
-from modelops.devstack.control_plane import ADMIN_USER, ControlPlane, _free_port, _object_path
-from modelops.devstack.network import PodNetwork, Sandbox
+from modelops_dev.binaries import ensure_kserve
+from modelops_dev.control_plane import ADMIN_USER, ControlPlane, _free_port, _object_path
+from modelops_dev.network import PodNetwork, Sandbox
 
 NAMESPACE = "kserve"
 WEBHOOK_PORT = 9443
@@ -150,7 +150,7 @@ class KServeController:
 
         api_port = int(self.plane.server.rsplit(":", 1)[1])
         forward_port = _free_port()
-        self._spawn("api-forwarder", [sys.executable, "-m", "modelops.devstack.forwarder",
+        self._spawn("api-forwarder", [sys.executable, "-m", "modelops_dev.forwarder",
                     f"{self.network.gateway}:{forward_port}", f"127.0.0.1:{api_port}"])  # fmt: skip
         self._wait_for_port(self.network.gateway, forward_port, "api-forwarder")
         kubeconfig = self.directory / "kubeconfig"

@@ -6,7 +6,7 @@ file_sd target groups carrying the same `__meta_kubernetes_pod_*` labels kuberne
 role produces (one group per container port, like kubernetes_sd). The relabelling in the
 Prometheus configuration is therefore the one a cluster uses.
 
-    python -m modelops.devstack.pod_discovery --kubeconfig K --out targets.json
+    python -m modelops_dev.pod_discovery --kubeconfig K --out targets.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from modelops.adapters.kubernetes import ApiError, KubernetesApi
-from modelops.devstack.kubelet import connection_from_kubeconfig
+from modelops_dev.kubelet import connection_from_kubeconfig
 
 logger = logging.getLogger("modelops.pod_discovery")
 META = "__meta_kubernetes_"

@@ -1,7 +1,7 @@
 """A TCP forwarder: lets sandboxes reach a server on the host's loopback through the bridge
 address (the way a cluster's Service address reaches the API server).
 
-    python -m modelops.devstack.forwarder LISTEN_HOST:PORT TARGET_HOST:PORT
+    python -m modelops_dev.forwarder LISTEN_HOST:PORT TARGET_HOST:PORT
 """
 
 from __future__ import annotations

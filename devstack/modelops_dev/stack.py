@@ -1,4 +1,4 @@
-"""`modelops dev up | down | status | env`: the whole local stack with a state folder.
+"""`modelops-dev up | down | status | env`: the whole local stack with a state folder.
 
 It starts the control plane, the real KServe controller and webhooks (in a sandbox), the
 process kubelet, the router, `mlflow server` and Prometheus, after building (once) the Python
@@ -20,18 +20,18 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from modelops.devstack.binaries import ensure_binaries, ensure_kserve
-from modelops.devstack.control_plane import (
+from modelops_dev.binaries import ensure_binaries, ensure_kserve
+from modelops_dev.control_plane import (
     ControlPlane,
     _alive,
     _free_port,
     _object_path,
     _wait_exit,
 )
-from modelops.devstack.environments import ensure_all
-from modelops.devstack.kserve import KServeController
-from modelops.devstack.network import PodNetwork
-from modelops.devstack.servers import MlflowServer, Prometheus, stop_group
+from modelops_dev.environments import ensure_all
+from modelops_dev.kserve import KServeController
+from modelops_dev.network import PodNetwork
+from modelops_dev.servers import MlflowServer, Prometheus, stop_group
 
 DEFAULT_DIR = Path(
     os.environ.get("MODELOPS_DEV_DIR", Path.home() / ".cache" / "modelops" / "run" / "dev")
@@ -104,7 +104,7 @@ class Stack:
 
         logs = plane.logs
         kubelet = subprocess.Popen(
-            [sys.executable, "-m", "modelops.devstack.kubelet", "--kubeconfig", str(plane.kubeconfig),
+            [sys.executable, "-m", "modelops_dev.kubelet", "--kubeconfig", str(plane.kubeconfig),
              "--node", "modelops-local", "--state", str(self.directory / "kubelet"), "--cidr", pod_cidr,
              "--bridge", f"{prefix}kubelet0"],
             stdout=(logs / "kubelet.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -123,7 +123,7 @@ class Stack:
         ready = self.directory / "router.ready"
         ready.unlink(missing_ok=True)
         router = subprocess.Popen(
-            [sys.executable, "-m", "modelops.devstack.router", "--kubeconfig", str(plane.kubeconfig),
+            [sys.executable, "-m", "modelops_dev.router", "--kubeconfig", str(plane.kubeconfig),
              "--listen", f"127.0.0.1:{router_port}", "--listen", f"{gateway}:80", "--ready-file", str(ready)],
             stdout=(logs / "router.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -7,7 +7,7 @@ Job controller finishes Jobs), readiness probes (tcp/http) into the Ready condit
 log files, and graceful termination on delete. Images map to local commands through images.py;
 an image with no local command waits with reason ImageNotRunnableLocally.
 
-    python -m modelops.devstack.kubelet --kubeconfig K --node NAME --state DIR
+    python -m modelops_dev.kubelet --kubeconfig K --node NAME --state DIR
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import aiohttp
 import yaml
 
 from modelops.adapters.kubernetes import ApiError, Connection, KubernetesApi
-from modelops.devstack.binaries import CACHE_ROOT, REPO_ROOT
-from modelops.devstack.forwarder import serve as forward
-from modelops.devstack.images import Unrunnable, container_argv, local_command
-from modelops.devstack.network import PodNetwork, Sandbox
-from modelops.devstack.volumes import prepare_volumes
+from modelops_dev.binaries import CACHE_ROOT, REPO_ROOT
+from modelops_dev.forwarder import serve as forward
+from modelops_dev.images import Unrunnable, container_argv, local_command
+from modelops_dev.network import PodNetwork, Sandbox
+from modelops_dev.volumes import prepare_volumes
 
 logger = logging.getLogger("modelops.kubelet")
 
@@ -354,7 +354,7 @@ class ProcessKubelet:
             keep = [str(folder), str(REPO_ROOT), sys.prefix, str(CACHE_ROOT)]
             spec = json.dumps({"mounts": mounts, "keep": keep})
             command = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m",
-                       "modelops.devstack.mounts", spec, "--", *command]  # fmt: skip
+                       "modelops_dev.mounts", spec, "--", *command]  # fmt: skip
         log = (folder / f"{state.name}.log").open("ab")
         state.process = await asyncio.create_subprocess_exec(
             *run.sandbox.command(command), env={"PATH": os.environ.get("PATH", ""), "HOME": str(folder), **env},

@@ -13,7 +13,7 @@ response code, are at /metrics with Host `router` (or the router's address):
   modelops_router_requests_total{namespace,service,pod,code}
   modelops_router_request_duration_seconds{namespace,service}
 
-    python -m modelops.devstack.router --kubeconfig K --listen 127.0.0.1:8080 [--listen IP:PORT]
+    python -m modelops_dev.router --kubeconfig K --listen 127.0.0.1:8080 [--listen IP:PORT]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from modelops.adapters.kubernetes import ApiError, KubernetesApi
-from modelops.devstack.kubelet import connection_from_kubeconfig
+from modelops_dev.kubelet import connection_from_kubeconfig
 
 logger = logging.getLogger("modelops.router")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}

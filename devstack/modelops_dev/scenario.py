@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from modelops.devstack.binaries import REPO_ROOT
-from modelops.devstack.control_plane import ControlPlane
-from modelops.devstack.environments import MODELS
+from modelops_dev.binaries import REPO_ROOT
+from modelops_dev.control_plane import ControlPlane
+from modelops_dev.environments import MODELS
 
 DEMO = REPO_ROOT / "examples" / "demo"
 TRAINER = REPO_ROOT / "examples" / "retrain" / "train.py"

@@ -1,7 +1,7 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager
 and kube-scheduler, with the KServe CRDs and the project's CRD installed.
 
-    python -m modelops.devstack.control_plane up|down|env   (wrapped by hack/control-plane)
+    python -m modelops_dev.control_plane up|down|env   (wrapped by hack/control-plane)
 
 `up` starts the processes detached and records them in <state dir>/state.json; `down` stops
 exactly those processes. The test suite starts its own instance in a temporary folder.
@@ -27,16 +27,31 @@ from typing import Any
 
 import yaml
 
-from modelops.devstack.binaries import REPO_ROOT, Binaries, ensure_binaries
+from modelops_dev.binaries import REPO_ROOT, Binaries, ensure_binaries, ensure_kserve
 
 DEFAULT_STATE_DIR = Path(
     os.environ.get(
         "MODELOPS_CONTROL_PLANE_DIR", Path.home() / ".cache" / "modelops" / "run" / "control-plane"
     )
 )
-KSERVE_CRDS_DIR = Path(
-    os.environ.get("MODELOPS_KSERVE_CRDS", REPO_ROOT.parent / "shared" / "kserve" / "crds")
+# KServe's own CRDs come from the module its manager is built from (config/crd/full), so schema,
+# defaults and controller are always one version. MODELOPS_KSERVE_CRDS names another folder.
+KSERVE_CRD_FILES = (
+    "serving.kserve.io_inferenceservices.yaml",
+    "serving.kserve.io_servingruntimes.yaml",
+    "serving.kserve.io_clusterservingruntimes.yaml",
+    "clusterstoragecontainer/serving.kserve.io_clusterstoragecontainers.yaml",
 )
+
+
+def kserve_crds() -> list[Path]:
+    override = os.environ.get("MODELOPS_KSERVE_CRDS")
+    if override:
+        return sorted(Path(override).glob("*.yaml"))
+    full = ensure_kserve() / "config" / "crd" / "full"
+    return [full / name for name in KSERVE_CRD_FILES]
+
+
 OWN_CRDS_DIR = REPO_ROOT / "crds"
 
 # Users of the token file. The operator has its own user so its API writes can be counted in
@@ -189,11 +204,13 @@ class ControlPlane:
         return self.request("PATCH", path + query, manifest, "application/apply-patch+yaml")
 
     def install_crds(self) -> None:
-        crd_files = sorted(KSERVE_CRDS_DIR.glob("*.yaml")) + sorted(OWN_CRDS_DIR.glob("*.yaml"))
-        if not list(KSERVE_CRDS_DIR.glob("*.yaml")):
+        kserve = kserve_crds()
+        if not kserve or not all(path.is_file() for path in kserve):
             raise RuntimeError(
-                f"no KServe CRDs in {KSERVE_CRDS_DIR}; set MODELOPS_KSERVE_CRDS to their folder"
+                f"KServe's CRDs are missing ({', '.join(map(str, kserve)) or 'none'}): "
+                "run `make binaries`, or set MODELOPS_KSERVE_CRDS to a folder of them"
             )
+        crd_files = kserve + sorted(OWN_CRDS_DIR.glob("*.yaml"))
         names = []
         for path in crd_files:
             for document in yaml.safe_load_all(path.read_text()):
