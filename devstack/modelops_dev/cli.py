@@ -1,7 +1,7 @@
 """The `modelops-dev` command: the local cluster for development and the demo (needs root).
 
-    modelops-dev up|down|status|env [--dir DIR]
-    modelops-dev demo [--keep]
+modelops-dev up|down|status|env [--dir DIR]
+modelops-dev demo [--keep]
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(action, help=help_text)
         command.add_argument(
-            "--dir", type=Path, default=None, help="state folder (default ~/.cache/modelops/run/dev)"
+            "--dir",
+            type=Path,
+            default=None,
+            help="state folder (default ~/.cache/modelops/run/dev)",
         )
     demo = commands.add_parser("demo", help="the whole model lifecycle with a live view")
     demo.add_argument("--keep", action="store_true", help="leave everything running afterwards")

@@ -8,10 +8,14 @@ It serves HTTP on its listen addresses and routes each request by Host header:
 - or a Service name: `{service}.{namespace}[.svc[.cluster.local]]` (with `:port`, the Service
   port; otherwise its first port),
 to a ready endpoint of the Service taken from the real EndpointSlices, round robin, as
-kube-proxy spreads a Service's traffic over its pods. Its own metrics, per backend pod and
-response code, are at /metrics with Host `router` (or the router's address):
-  modelops_router_requests_total{namespace,service,pod,code}
-  modelops_router_request_duration_seconds{namespace,service}
+kube-proxy spreads a Service's traffic over its pods. Its metrics, at /metrics with Host
+`router` (or the router's address), are Istio's standard request metrics, which Istio's
+gateways and sidecars and several Gateway API implementations export, so the analysis presets
+a user runs on a cluster (istio-*) are the ones the local cluster exercises:
+  istio_requests_total{reporter="source", destination_service_name, destination_service_namespace,
+                       destination_workload, response_code, response_flags, ...}
+  istio_request_duration_milliseconds_bucket{... the same labels}
+A request for a Service without a ready endpoint is counted as Envoy does: 503, flag UH.
 
     python -m modelops_dev.router --kubeconfig K --listen 127.0.0.1:8080 [--listen IP:PORT]
 """
@@ -41,6 +45,12 @@ logger = logging.getLogger("modelops.router")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
 
 Key = tuple[str, str]  # (namespace, name)
+ISTIO_LABELS = ["reporter", "source_workload", "source_workload_namespace", "destination_service",
+                "destination_service_name", "destination_service_namespace", "destination_workload",
+                "destination_workload_namespace", "request_protocol", "response_code", "response_flags"]  # fmt: skip
+# Istio's default buckets for istio_request_duration_milliseconds.
+ISTIO_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+                    300000, 600000, 1800000, 3600000)  # fmt: skip
 
 
 class Routes:
@@ -171,10 +181,10 @@ class Router:
         self.api = api
         self.routes = Routes()
         self.registry = CollectorRegistry()
-        self.requests = Counter("modelops_router_requests", "Requests the router forwarded, by backend pod and response code.",
-                                ["namespace", "service", "pod", "code"], registry=self.registry)  # fmt: skip
-        self.duration = Histogram("modelops_router_request_duration_seconds", "Time to the backend's full response.",
-                                  ["namespace", "service"], registry=self.registry)  # fmt: skip
+        self.requests = Counter("istio_requests", "Requests the router forwarded (Istio's schema).",
+                                ISTIO_LABELS, registry=self.registry)  # fmt: skip
+        self.duration = Histogram("istio_request_duration_milliseconds", "Time to the backend's full response, in milliseconds (Istio's schema).",
+                                  ISTIO_LABELS, buckets=ISTIO_BUCKETS_MS, registry=self.registry)  # fmt: skip
         self.client: aiohttp.ClientSession | None = None
 
     async def follow(self, path: str, kind: str) -> None:
@@ -213,6 +223,7 @@ class Router:
             )
         endpoint = self.routes.endpoint(namespace, service, port)
         if endpoint is None:
+            self.record(namespace, service, "", 503, 0.0, flags="UH")
             return web.Response(status=503, text=f"no ready endpoint for {namespace}/{service}\n")
         address, target_port, pod = endpoint
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
@@ -230,9 +241,30 @@ class Router:
             response = web.Response(
                 status=502, text=f"backend {pod} ({address}:{target_port}) failed: {error}\n"
             )
-        self.requests.labels(namespace, service, pod, str(response.status)).inc()
-        self.duration.labels(namespace, service).observe(time.perf_counter() - started)
+        flags = "UF" if response.status == 502 else "-"
+        self.record(namespace, service, pod, response.status, time.perf_counter() - started, flags)
         return response
+
+    def record(self, namespace: str, service: str, pod: str, code: int, seconds: float,
+               flags: str = "-") -> None:  # fmt: skip
+        """One request in Istio's standard metrics, as the ingress gateway reports it."""
+        labels = {
+            "reporter": "source", "source_workload": "modelops-router",
+            "source_workload_namespace": "modelops-system",
+            "destination_service": f"{service}.{namespace}.svc.cluster.local",
+            "destination_service_name": service, "destination_service_namespace": namespace,
+            "destination_workload": workload_of(pod), "destination_workload_namespace": namespace,
+            "request_protocol": "http", "response_code": str(code), "response_flags": flags,
+        }  # fmt: skip
+        self.requests.labels(**labels).inc()
+        self.duration.labels(**labels).observe(seconds * 1000)
+
+
+def workload_of(pod: str) -> str:
+    """The Deployment a pod belongs to, from its name (<deployment>-<replicaset hash>-<id>), as
+    Istio names destination_workload; "unknown" without a pod."""
+    parts = pod.split("-")
+    return "-".join(parts[:-2]) if len(parts) > 2 else (pod or "unknown")
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -147,8 +147,10 @@ def accepted_by_dry_run(
         subprocess.run([str(kubectl), "--kubeconfig", str(plane.kubeconfig), "create",
                         "namespace", name], capture_output=True, check=False)  # fmt: skip
     result = subprocess.run(
+        # --force-conflicts: objects of the same name another test installed (the local
+        # cluster's ClusterStorageContainer) are not the question; acceptance is.
         [str(kubectl), "--kubeconfig", str(plane.kubeconfig), "apply", "--server-side",
-         "--dry-run=server", "-f", str(manifest)],
+         "--force-conflicts", "--dry-run=server", "-f", str(manifest)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

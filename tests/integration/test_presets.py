@@ -1,4 +1,4 @@
-"""Every MLServer and router preset against real MLServer pods scraped by Prometheus: a version
+"""Every MLServer and Istio preset (the router exports Istio's schema) against real MLServer pods scraped by Prometheus: a version
 that answers every request, one that refuses about a third of them, one that refuses all, and
 one that gets no traffic. Error rates give Pass, Fail, Fail, Inconclusive; a latency answers for
 every version that got requests (a version that only fails reads +Inf, a Fail) and is
@@ -32,9 +32,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster nee
 # deployment name -> model kind (train_model.py)
 KINDS = {"healthy": "slow-0", "flaky": "flaky", "broken": "refuse-all", "idle": "slow-0"}
 WINDOW = "30s"
-ERROR_RATES = ["mlserver-error-rate", "mlserver-http-error-rate", "router-error-rate"]
+ERROR_RATES = ["mlserver-error-rate", "mlserver-http-error-rate", "istio-error-rate"]
 LATENCIES = ["mlserver-latency-mean", "mlserver-latency-p95", "mlserver-latency-p99",
-             "router-latency-p95"]  # fmt: skip
+             "istio-latency-p95", "istio-latency-p99"]  # fmt: skip
 
 
 def pinned(name: str, version: str, tracking_uri: str) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def served(
             query = (
                 f'min(count_over_time(model_infer_request_failure_total{{namespace="{namespace}"}}[{WINDOW}]))'
                 f' >= 14 and on() count(count_over_time(model_infer_request_failure_total{{namespace="{namespace}"}}[{WINDOW}])) >= 3'
-                f' and on() count(rate(modelops_router_requests_total{{namespace="{namespace}"}}[{WINDOW}])) >= 3'
+                f' and on() count(rate(istio_requests_total{{destination_service_namespace="{namespace}"}}[{WINDOW}])) >= 3'
             )
             return bool(asyncio.run(ask(prometheus.url, query)))
 

@@ -87,14 +87,18 @@ def test_a_service_host_reaches_its_pods_in_turn(
     assert set(answers) == pods
     assert all(count == 10 for count in answers.values())  # round robin over ready endpoints
 
+    # Counted in Istio's standard schema, as a gateway reports it, per workload.
     metrics = get(router + "/metrics", "router")[1]
-    for pod in pods:
-        line = next(
-            m
-            for m in metrics.splitlines()
-            if m.startswith("modelops_router_requests_total") and pod in m
-        )
-        assert 'code="200"' in line and float(line.rsplit(" ", 1)[1]) >= 10
+    line = next(
+        m
+        for m in metrics.splitlines()
+        if m.startswith("istio_requests_total{")
+        and f'destination_service_namespace="{whoami}"' in m
+        and 'destination_workload="whoami"' in m
+        and 'response_code="200"' in m
+    )
+    assert 'destination_service_name="whoami"' in line and 'reporter="source"' in line
+    assert float(line.rsplit(" ", 1)[1]) >= 20
 
 
 def test_an_ingress_host_routes_to_its_service(
@@ -122,3 +126,9 @@ def test_unknown_hosts_and_services_without_endpoints_are_told_apart(
     _, body = wait_for(lambda: (a := get(router, f"empty.{namespace}"))[0] == 503 and a, timeout=30,
                             what="the router to see the Service")  # fmt: skip
     assert "no ready endpoint" in body
+    # Envoy's way: a 503 with the flag UH (no healthy upstream), counted for the Service.
+    metrics = get(router + "/metrics", "router")[1]
+    assert any(
+        f'destination_service_namespace="{namespace}"' in m and 'response_code="503"' in m
+        and 'response_flags="UH"' in m for m in metrics.splitlines()
+    )  # fmt: skip

@@ -195,10 +195,10 @@ def test_every_side_of_a_compared_preset_counts_absent_counters_as_zero(preset: 
 
 def test_error_rates_guard_each_counter_and_latencies_fail_a_version_that_only_fails() -> None:
     for preset in ("mlserver-error-rate", "mlserver-http-error-rate", "knative-error-rate",
-                   "router-error-rate"):  # fmt: skip
+                   "istio-error-rate"):  # fmt: skip
         assert "or vector(0)" in PRESETS[preset], preset
     for preset in ("mlserver-latency-mean", "mlserver-latency-p95", "mlserver-latency-p99",
-                   "knative-latency-p95", "knative-latency-p99", "router-latency-p95"):  # fmt: skip
+                   "knative-latency-p95", "knative-latency-p99", "istio-latency-p95", "istio-latency-p99"):  # fmt: skip
         assert PRESETS[preset].endswith("* +Inf)"), preset
 
 

@@ -22,7 +22,7 @@ from modelops_dev.images import (
 )
 from modelops_dev.kubelet import ContainerState, exit_code_of
 from modelops_dev.pod_discovery import target_groups
-from modelops_dev.router import Routes, _host_matches, _path_matches
+from modelops_dev.router import Routes, _host_matches, _path_matches, workload_of
 from modelops_dev.servers import prometheus_config
 
 
@@ -226,3 +226,8 @@ def test_the_kubelet_backs_off_restarts_like_a_kubelet_and_reports_crash_loops()
     # Ten minutes of running resets the back-off.
     assert state.back_off("pod-1", ran_seconds=600) == 10
     assert exit_code_of(-9) == 137 and exit_code_of(3) == 3
+
+
+def test_the_router_names_workloads_as_istio_does() -> None:
+    assert workload_of("fraud-v8-predictor-5d9c8b7f6-x2mzq") == "fraud-v8-predictor"
+    assert workload_of("") == "unknown" and workload_of("standalone") == "standalone"

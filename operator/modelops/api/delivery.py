@@ -116,8 +116,9 @@ MetricPreset = Literal[
     "knative-latency-p99",
     "kserve-latency-p95",
     "kserve-latency-p99",
-    "router-error-rate",
-    "router-latency-p95",
+    "istio-error-rate",
+    "istio-latency-p95",
+    "istio-latency-p99",
 ]
 
 
@@ -152,7 +153,7 @@ class MetricSpec(SpecModel):
     """PromQL template returning one series; {{ namespace }}, {{ deployment }}, {{ isvc }}, {{ version }}, {{ stableVersion }}, {{ service }}, {{ revision }} and {{ window }} are filled in and escaped. With compareTo: stable it is run once more with the stable version's values."""
 
     preset: MetricPreset | None = None
-    """A built-in query (error rates as a share 0-1, latencies in seconds), named by the metrics it reads: mlserver-*, knative-* (queue-proxy), kserve-* (KServe Python server), router-* (the local cluster's router). Each answers whenever the version received requests (absent counters count as 0; a latency of only failures is +Inf) and is Inconclusive without requests; docs/progressive-delivery.md lists each query and the scrape set-up it assumes."""
+    """A built-in query (error rates as a share 0-1, latencies in seconds), named by the metrics it reads: mlserver-*, knative-* (queue-proxy), kserve-* (KServe Python server), istio-* (Istio's standard request metrics, which Istio and several Gateway API implementations export). Each answers whenever the version received requests (absent counters count as 0; a latency of only failures is +Inf) and is Inconclusive without requests; docs/progressive-delivery.md lists each query and the scrape set-up it assumes."""
 
     min: float | None = None
     """The measurement fails below this value."""

@@ -22,7 +22,7 @@ _MLSERVER = (
 # MLServer's REST metrics label the route template; only inference requests count (the model
 # readiness probe and metadata calls would otherwise pass for traffic).
 _MLSERVER_INFER = _MLSERVER + ', path=~".*/infer"'
-_ROUTER = 'namespace="{{ namespace }}", service="{{ service }}"'
+_ISTIO = 'destination_service_namespace="{{ namespace }}", destination_service_name="{{ service }}"'
 _KNATIVE = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
 _KSERVE = _MLSERVER
 
@@ -71,8 +71,8 @@ _MLSERVER_BUCKETS = f"rest_server_request_duration_seconds_bucket{{{_MLSERVER_IN
 _KNATIVE_OK = f'revision_app_request_count{{{_KNATIVE}, response_code_class="2xx"}}'
 _KNATIVE_NOT_OK = f'revision_app_request_count{{{_KNATIVE}, response_code_class!="2xx"}}'
 _KNATIVE_BUCKETS = f"revision_app_request_latencies_bucket{{{_KNATIVE}}}"
-_ROUTER_OK = f'modelops_router_requests_total{{{_ROUTER}, code=~"2.."}}'
-_ROUTER_NOT_OK = f'modelops_router_requests_total{{{_ROUTER}, code!~"2.."}}'
+_ISTIO_OK = f'istio_requests_total{{{_ISTIO}, response_code=~"2.."}}'
+_ISTIO_NOT_OK = f'istio_requests_total{{{_ISTIO}, response_code!~"2.."}}'
 
 
 def _mlserver_latency(q: str) -> str:
@@ -83,6 +83,14 @@ def _knative_latency(q: str) -> str:
     # queue-proxy reports milliseconds.
     return unless_only_failures(
         quantile(q, _KNATIVE_BUCKETS, " / 1000"), _KNATIVE_OK, _KNATIVE_NOT_OK
+    )
+
+
+def _istio_latency(q: str) -> str:
+    return unless_only_failures(
+        quantile(q, f"istio_request_duration_milliseconds_bucket{{{_ISTIO}}}", " / 1000"),
+        _ISTIO_OK,
+        _ISTIO_NOT_OK,
     )
 
 
@@ -117,14 +125,13 @@ PRESETS: Mapping[str, str] = {
     # counter, so a version that only fails shows no latency: pair it with an error rate).
     "kserve-latency-p95": quantile("0.95", f"request_predict_seconds_bucket{{{_KSERVE}}}"),
     "kserve-latency-p99": quantile("0.99", f"request_predict_seconds_bucket{{{_KSERVE}}}"),
-    # The local cluster's router, per predictor Service.
-    "router-error-rate": failed_share(
-        f'modelops_router_requests_total{{{_ROUTER}, code=~"5.."}}',
-        f"modelops_router_requests_total{{{_ROUTER}}}",
+    # Istio's standard request metrics, per predictor Service (milliseconds): Istio's gateways
+    # and sidecars and several Gateway API implementations export them (so does the local
+    # cluster's router).
+    "istio-error-rate": failed_share(
+        f'istio_requests_total{{{_ISTIO}, response_code=~"5.."}}',
+        f"istio_requests_total{{{_ISTIO}}}",
     ),
-    "router-latency-p95": unless_only_failures(
-        quantile("0.95", f"modelops_router_request_duration_seconds_bucket{{{_ROUTER}}}"),
-        _ROUTER_OK,
-        _ROUTER_NOT_OK,
-    ),
+    "istio-latency-p95": _istio_latency("0.95"),
+    "istio-latency-p99": _istio_latency("0.99"),
 }
