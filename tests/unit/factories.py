@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.api.resource import ModelDeployment
+from modelops.core.registry import VersionAnswer
 from tests.bodies import with_values
 
 BASE: dict[str, Any] = {
@@ -35,3 +36,24 @@ def deployment_body(**overrides: Any) -> dict[str, Any]:
 
 def deployment(**overrides: Any) -> ModelDeployment:
     return ModelDeployment.model_validate(deployment_body(**overrides))
+
+
+READY_V7 = VersionAnswer(
+    version="7",
+    status="READY",
+    download_uri="mlflow-artifacts:/3/models/m-7/artifacts",
+    run_id="run-7",
+    source="models:/m-7",
+    flavors=(("python_function", "model.pkl"), ("sklearn", "model.pkl")),
+    run_tags=(("dvc.rev", "a1b2c3"),),
+)
+
+
+def registry_body(**overrides: Any) -> dict[str, Any]:
+    """A deployment that follows the registry (no storageUri, no modelFormat)."""
+    values: dict[str, Any] = {
+        "spec__serving__storageUri": None,
+        "spec__serving__modelFormat": None,
+        "spec__model__registry": {"artifactsDestination": "s3://mlflow/artifacts"},
+    }
+    return deployment_body(**{**values, **overrides})

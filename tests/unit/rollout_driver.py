@@ -80,6 +80,23 @@ def reported(
     return observed
 
 
+def served_by_kserve(manifest: dict[str, Any], ready: bool = True) -> dict[str, Any]:
+    """A manifest as KServe reports it back after our apply: a default added, status set."""
+    observed = reported(manifest, ready=ready, canary_ready=ready, generation=1)
+    observed["spec"]["predictor"]["model"]["name"] = "kserve-container"
+    for item in observed["status"]["conditions"]:
+        if item["status"] == "False":
+            item["message"] = "Predictor starting"
+    return observed
+
+
+def with_status(body: dict[str, Any], decision: Decision) -> ModelDeployment:
+    """The deployment as it reads back after the decision's status was written."""
+    body = copy.deepcopy(body)
+    body["status"] = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return ModelDeployment.model_validate(body)
+
+
 class Driver:
     def __init__(self, **overrides: Any) -> None:
         overrides.setdefault("spec__rollout", ROLLOUT)

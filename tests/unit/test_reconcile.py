@@ -1,4 +1,3 @@
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,29 +9,9 @@ from modelops.core.conditions import condition
 from modelops.core.decision import Decision
 from modelops.core.reconcile import decide
 from tests.unit.factories import deployment, deployment_body
-from tests.unit.rollout_driver import applied_by_modelops
+from tests.unit.rollout_driver import applied_by_modelops, served_by_kserve, with_status
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
-
-
-def with_status(body: dict[str, Any], decision: Decision) -> ModelDeployment:
-    """The deployment as it reads back after the decision's status was written."""
-    body = copy.deepcopy(body)
-    body["status"] = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return ModelDeployment.model_validate(body)
-
-
-def served_by_kserve(manifest: dict[str, Any], ready: bool = True) -> dict[str, Any]:
-    """The manifest as KServe reports it back: defaults added, status set."""
-    observed = copy.deepcopy(manifest)
-    observed["metadata"].update(generation=1, resourceVersion="20")
-    observed["spec"]["predictor"]["model"]["name"] = "kserve-container"
-    state = "True" if ready else "False"
-    observed["status"] = {
-        "observedGeneration": 1,
-        "conditions": [{"type": "Ready", "status": state, "message": "Predictor starting"}],
-    }
-    return observed
 
 
 def reasons(decision: Decision) -> list[str]:
@@ -85,7 +64,10 @@ def test_ready_service_makes_the_deployment_healthy_once() -> None:
     assert again.status == healthy.status
 
 
-def test_a_changed_spec_updates_the_service_and_reports_the_replacement() -> None:
+def test_a_changed_spec_rolls_the_new_version_out_beside_the_old_one() -> None:
+    # Without spec.rollout a new version replaces the old at once, through the same state
+    # machine: it comes up beside the stable (which serves meanwhile) and takes all traffic
+    # once ready, so no request goes to a server still loading its model.
     body = deployment_body()
     first = decide(deployment(), None, NOW)
     assert first.inference_service is not None
@@ -98,15 +80,16 @@ def test_a_changed_spec_updates_the_service_and_reports_the_replacement() -> Non
     new_body["metadata"]["generation"] = 2
     changed = decide(with_status(new_body, healthy), observed, NOW)
     assert changed.inference_service is not None
-    assert (
-        changed.inference_service["spec"]["predictor"]["model"]["storageUri"]
-        == "s3://models/fraud/8"
-    )
-    assert reasons(changed) == ["Updated"]
+    spec = changed.inference_service["spec"]
+    assert spec["predictor"]["model"]["storageUri"] == "s3://models/fraud/7"
+    [entry] = spec["canary"]
+    assert entry["trafficPercent"] == 100
+    assert entry["predictor"]["model"]["storageUri"] == "s3://models/fraud/8"
+    assert reasons(changed) == ["RolloutStarted"]
     assert changed.status.phase == "Progressing"
     assert changed.status.stable is not None and changed.status.stable.version == "7"
     progressing = condition(changed.status.conditions, "Progressing")
-    assert progressing is not None and progressing.reason == "Replacing"
+    assert progressing is not None and progressing.reason == "RollingOut"
 
 
 def test_a_hand_edit_of_an_owned_field_is_restored_with_a_warning() -> None:
@@ -194,13 +177,16 @@ def test_blocks_not_implemented_yet_are_reported_not_ignored() -> None:
     assert plain is not None and plain.status == "True"
 
 
-def test_readiness_for_an_older_generation_does_not_count() -> None:
+def test_readiness_before_kserve_serves_the_predictor_asked_for_does_not_count() -> None:
+    # KServe's observedGeneration mirrors its Deployment's, not our spec; the address naming
+    # the predictor's Service tells that KServe has seen what we asked for.
     first = decide(deployment(), None, NOW)
     assert first.inference_service is not None
     observed = served_by_kserve(first.inference_service)
-    observed["metadata"]["generation"] = 2
+    observed["status"]["address"]["url"] = "http://fraud-predictor.risk.svc.cluster.local"
     decision = decide(deployment(), observed, NOW)
     assert decision.status.phase == "Pending"
+    assert decision.status.stable is None
 
 
 def test_transition_time_moves_only_when_the_condition_status_changes() -> None:

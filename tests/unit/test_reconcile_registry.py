@@ -11,28 +11,10 @@ from modelops.core.conditions import condition
 from modelops.core.decision import Decision
 from modelops.core.reconcile import decide
 from modelops.core.registry import RegistryFailure, VersionAnswer
-from tests.unit.factories import deployment_body
-from tests.unit.test_reconcile import NOW, served_by_kserve, with_status
-
-READY_V7 = VersionAnswer(
-    version="7",
-    status="READY",
-    download_uri="mlflow-artifacts:/3/models/m-7/artifacts",
-    run_id="run-7",
-    source="models:/m-7",
-    flavors=(("python_function", "model.pkl"), ("sklearn", "model.pkl")),
-    run_tags=(("dvc.rev", "a1b2c3"),),
-)
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    """A deployment that follows the registry (no storageUri, no modelFormat)."""
-    values: dict[str, Any] = {
-        "spec__serving__storageUri": None,
-        "spec__serving__modelFormat": None,
-        "spec__model__registry": {"artifactsDestination": "s3://mlflow/artifacts"},
-    }
-    return deployment_body(**{**values, **overrides})
+from tests.unit.factories import READY_V7
+from tests.unit.factories import registry_body as body
+from tests.unit.rollout_driver import START as NOW
+from tests.unit.rollout_driver import served_by_kserve, with_status
 
 
 def md(**overrides: Any) -> ModelDeployment:

@@ -238,7 +238,8 @@ def test_the_candidate_is_rolled_out_in_place_of_the_spec_until_promoted() -> No
     from modelops.core.delivery import RetrainingInputs
     from modelops.core.progressive import candidate_view
     from modelops.core.reconcile import decide
-    from tests.unit.test_reconcile_registry import READY_V7, body
+    from tests.unit.factories import READY_V7
+    from tests.unit.factories import registry_body as body
 
     spec = body(
         spec__model={

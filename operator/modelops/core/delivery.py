@@ -83,7 +83,9 @@ def rollout_decision(
             }
         )
         step_changed = previous.canary is None or previous.canary.step != canary.step
-        if not routed and not honoured(plan, canary.traffic) and step_changed:
+        # A replacement without spec.rollout, or a restore, moves traffic when it completes.
+        stepped = deployment.spec.rollout is not None and not canary.restoring
+        if stepped and not routed and not honoured(plan, canary.traffic) and step_changed:
             warnings.append(
                 EventIntent(
                     "Warning",
@@ -174,15 +176,22 @@ def rollout_decision(
                 "Normal", "Created", f"Created InferenceService {service['metadata']['name']}"
             ),
         )
-    elif to_apply is not None and not edited_by_others(service, dict(observed)):
-        pass  # a transition or a spec change: its own event or the spec says why
-    elif to_apply is not None:
+    elif to_apply is not None and edited_by_others(service, dict(observed)):
         events.append(
             EventIntent(
                 "Warning",
                 "Restored",
                 f"InferenceService {service['metadata']['name']} was changed outside modelops; "
                 "restored the fields this ModelDeployment owns (edit the ModelDeployment instead)",
+            )
+        )
+    elif to_apply is not None and not outcome.events and not _same(before, observed):
+        # Not a transition (those have their own events): the spec asks for something else.
+        events.append(
+            EventIntent(
+                "Normal",
+                "Updated",
+                f"Updated InferenceService {service['metadata']['name']}: the spec changed",
             )
         )
     was_ready = condition(previous.conditions, READY)

@@ -48,13 +48,6 @@ from modelops.core.traffic import (
 REJECTED_TAG = ("modelops.io/status", "rejected")
 
 
-def uses_rollout(deployment: ModelDeployment) -> bool:
-    """Rollouts, analysis, monitoring and retraining run when the spec asks for any of them;
-    without them a new version replaces the old at once (the simple path)."""
-    spec = deployment.spec
-    return spec.rollout is not None or spec.monitoring is not None or spec.retraining is not None
-
-
 def candidate_view(deployment: ModelDeployment) -> ModelDeployment:
     """The deployment as the registry should resolve it: a retrained version waiting to be
     rolled out takes the place of the spec's version or alias (the spec itself is unchanged)."""

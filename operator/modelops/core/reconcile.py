@@ -13,13 +13,8 @@ from typing import Any
 
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import (
-    HISTORY_LIMIT,
     Condition,
-    HistoryEntry,
     Measurement,
-    ModelDeploymentStatus,
-    Phase,
-    ServedVersion,
 )
 from modelops.core.conditions import ConditionUpdate, condition, with_condition
 from modelops.core.cron import CronError, parse
@@ -27,12 +22,9 @@ from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.delivery import RetrainingInputs, rollout_decision
 from modelops.core.inference_service import (
     ServedModel,
-    desired_inference_service,
     inference_service_name,
-    served_version,
 )
-from modelops.core.patches import edited_by_others, owned_fields_match
-from modelops.core.progressive import NO_FACTS, WorkloadFacts, candidate_view, uses_rollout
+from modelops.core.progressive import NO_FACTS, WorkloadFacts, candidate_view
 from modelops.core.registry import (
     RegistryFailure,
     RegistryObservation,
@@ -114,8 +106,6 @@ def unsupported_blocks(deployment: ModelDeployment) -> list[str]:
     """Spec blocks the schema accepts but this operator version does not act on yet."""
     spec = deployment.spec
     notes = []
-    if spec.analysis is not None and not uses_rollout(deployment):
-        notes.append("spec.analysis without spec.rollout or spec.monitoring (nothing to judge)")
     if spec.monitoring is not None and spec.monitoring.drift is not None:
         notes.append("spec.monitoring.drift (no drift monitor yet)")
     for index, trigger in enumerate(spec.retraining.triggers if spec.retraining else []):
@@ -135,21 +125,6 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def inference_service_ready(observed: Mapping[str, Any]) -> tuple[bool, str]:
-    """Whether KServe reports the observed InferenceService Ready for its current spec."""
-    status = observed.get("status") or {}
-    generation = observed.get("metadata", {}).get("generation")
-    if generation is not None and status.get("observedGeneration") not in (None, generation):
-        return False, "KServe has not yet observed the latest InferenceService spec"
-    for item in status.get("conditions", []) or []:
-        if item.get("type") == "Ready":
-            if item.get("status") == "True":
-                return True, "InferenceService is Ready"
-            detail = item.get("message") or item.get("reason") or "not ready"
-            return False, f"InferenceService not Ready: {detail}"
-    return False, "waiting for KServe to report the InferenceService Ready"
-
-
 def decide(
     deployment: ModelDeployment,
     observed: Mapping[str, Any] | None,
@@ -166,7 +141,6 @@ def decide(
     generation = deployment.metadata.generation
     name = inference_service_name(deployment)
     conditions: list[Condition] = list(previous.conditions)
-    events: list[EventIntent] = []
 
     def set_condition(update: ConditionUpdate) -> None:
         nonlocal conditions
@@ -211,106 +185,9 @@ def decide(
         )
         return failed_decision(deployment, problem, now, conditions)
 
-    if uses_rollout(deployment):
-        return rollout_decision(
-            deployment, observed, served, now, conditions, measurements, retraining, facts
-        )
-
-    desired = desired_inference_service(deployment, served)
-    to_apply: dict[str, Any] | None = None
-    if observed is None:
-        to_apply = desired
-        events.append(
-            EventIntent(
-                "Normal", "Created", f"Created InferenceService {name} serving {_describe(served)}"
-            )
-        )
-    elif not owned_fields_match(desired, dict(observed)):
-        to_apply = desired
-        if not edited_by_others(desired, dict(observed)):
-            events.append(
-                EventIntent(
-                    "Normal",
-                    "Updated",
-                    f"Updated InferenceService {name} to serve {_describe(served)}",
-                )
-            )
-        else:
-            events.append(
-                EventIntent(
-                    "Warning",
-                    "Restored",
-                    f"InferenceService {name} was changed outside modelops; restored the fields "
-                    "this ModelDeployment owns (edit the ModelDeployment instead)",
-                )
-            )
-
-    ready, ready_message = (
-        (False, "") if observed is None or to_apply else inference_service_ready(observed)
+    return rollout_decision(
+        deployment, observed, served, now, conditions, measurements, retraining, facts
     )
-    stable = previous.stable
-    history = list(previous.history)
-    phase: Phase
-    if ready:
-        phase = "Healthy"
-        if not _serves(stable, served):
-            stable = served_version(served).model_copy(update={"promoted_at": now})
-            history.append(
-                HistoryEntry(
-                    version=served.version,
-                    storage_uri=served.storage_uri,
-                    event="Deployed",
-                    at=now,
-                    reason="InferenceService Ready",
-                )
-            )
-            history = history[-HISTORY_LIMIT:]
-        set_condition(
-            ConditionUpdate(
-                READY,
-                "True",
-                "InferenceServiceReady",
-                f"{_describe(served)} serves 100% of traffic",
-            )
-        )
-        set_condition(ConditionUpdate(PROGRESSING, "False", "Stable", "no rollout in flight"))
-        message = f"{_describe(served)} serves 100% of traffic"
-    else:
-        waiting = ready_message or "waiting for KServe to report the InferenceService Ready"
-        replacing = stable is not None and not _serves(stable, served)
-        phase = "Progressing" if replacing else "Pending"
-        set_condition(ConditionUpdate(READY, "False", "InferenceServiceNotReady", waiting))
-        if replacing:
-            set_condition(
-                ConditionUpdate(
-                    PROGRESSING,
-                    "True",
-                    "Replacing",
-                    f"replacing {_describe_stable(stable)} with {_describe(served)}",
-                )
-            )
-        else:
-            set_condition(
-                ConditionUpdate(PROGRESSING, "True", "Deploying", f"deploying {_describe(served)}")
-            )
-        message = waiting
-
-    before = condition(previous.conditions, READY)
-    if ready and (before is None or before.status != "True"):
-        events.append(EventIntent("Normal", "Ready", message))
-
-    status = ModelDeploymentStatus(
-        observed_generation=generation,
-        phase=phase,
-        message=message,
-        conditions=conditions,
-        inference_service=name,
-        traffic=_traffic(stable) if stable is not None else None,
-        stable=stable,
-        canary=None,
-        history=history,
-    )
-    return Decision(inference_service=to_apply, status=status, events=tuple(events))
 
 
 def failed_decision(
@@ -387,27 +264,3 @@ def held_decision(
     return Decision(inference_service=None, status=status, events=events)
 
 
-def _serves(stable: ServedVersion | None, served: ServedModel) -> bool:
-    return (
-        stable is not None
-        and stable.storage_uri == served.storage_uri
-        and stable.version == served.version
-        and stable.model_format == served.model_format
-    )
-
-
-def _describe(served: ServedModel) -> str:
-    if served.version is not None:
-        return f"version {served.version} ({served.storage_uri})"
-    return served.storage_uri
-
-
-def _describe_stable(stable: ServedVersion | None) -> str:
-    if stable is None:
-        return "nothing"
-    return f"version {stable.version}" if stable.version else str(stable.storage_uri)
-
-
-def _traffic(stable: ServedVersion) -> str:
-    label = stable.version if stable.version is not None else "stable"
-    return f"{label}: 100%"

@@ -31,14 +31,12 @@ from modelops.api.status import ModelDeploymentStatus
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
 from modelops.core.progressive import (
-    NO_FACTS,
     WorkloadFacts,
     after_registry_writes,
     analysis_round,
     candidate_view,
     diagnosis_selector,
     endpoint_check,
-    uses_rollout,
     wake_due,
 )
 from modelops.core.reconcile import decide, refused_decision
@@ -213,7 +211,7 @@ class Reconciler:
             registry = await self._resolver.observe(candidate_view(deployment))
         now = self._clock()
         measurements = None
-        planned = analysis_round(deployment, observed, now) if uses_rollout(deployment) else None
+        planned = analysis_round(deployment, observed, now)
         if planned is not None and self._analysis.allowed(key, deployment, planned):
             measurements = await self._analysis.run(key, deployment, planned)
             now = self._clock()
@@ -288,8 +286,6 @@ class Reconciler:
         """What core asks about beyond the InferenceService: the canary Service's endpoints
         while it waits for traffic, the pods of a version past its progress deadline, and the
         route last applied."""
-        if not uses_rollout(deployment):
-            return NO_FACTS
         namespace = key[0]
         endpoints = None
         service = endpoint_check(deployment, observed)
@@ -384,9 +380,7 @@ class Reconciler:
                 registry_due = deployment.spec.serving.storage_uri is None and self._resolver.due(
                     deployment
                 )
-                woken = uses_rollout(deployment) and (
-                    wake_due(deployment, now) or retraining_due(deployment, now)
-                )
+                woken = wake_due(deployment, now) or retraining_due(deployment, now)
                 if registry_due or woken:
                     task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
                     self._retry_tasks.add(task)
