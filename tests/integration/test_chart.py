@@ -14,38 +14,19 @@ import pytest
 import yaml
 
 from modelops_dev.binaries import (
-    KUBERNETES_VERSION,
     REPO_ROOT,
     ensure_binaries,
     ensure_helm,
 )
 from modelops_dev.control_plane import ControlPlane
+from tests.integration.helpers import CHART, KUBE_VERSION, kinds, render
 
-CHART = REPO_ROOT / "charts" / "modelops"
-KUBE_VERSION = KUBERNETES_VERSION.removeprefix("v")  # helm's offline default is older
 VALUE_SETS = sorted((CHART / "ci").glob("*-values.yaml"))
 
 
 @pytest.fixture(scope="module")
 def helm() -> Path:
     return ensure_helm()
-
-
-def render(helm: Path, *args: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [str(helm), "template", "modelops", str(CHART), "--namespace", "modelops-system",
-         "--kube-version", KUBE_VERSION, *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
-
-
-def kinds(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {}
-    for obj in objects:
-        found.setdefault(obj["kind"], []).append(obj)
-    return found
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)

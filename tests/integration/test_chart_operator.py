@@ -26,9 +26,7 @@ from modelops_dev.binaries import ensure_helm
 from modelops_dev.control_plane import ControlPlane
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import KUBELET_GATEWAY, free_port, wait_for
-from tests.integration.rollouts import train
-from tests.integration.test_chart import CHART, render
-from tests.integration.test_rollout import ERRORS, Traffic, create, serving, status
+from tests.integration.helpers import CHART, ERRORS, Traffic, create, render, serving, status, train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 

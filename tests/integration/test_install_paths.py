@@ -16,7 +16,7 @@ import yaml
 from modelops_dev.binaries import REPO_ROOT, ensure_binaries, ensure_helm
 from modelops_dev.control_plane import ControlPlane
 from modelops_dev.manifests import OUT, manifests, render
-from tests.integration.test_chart import CHART
+from tests.integration.helpers import CHART
 
 CRD = "modeldeployments.modelops.io"
 NAMESPACE = "modelops-system"

@@ -16,7 +16,7 @@ from modelops_dev.control_plane import ControlPlane
 from modelops_dev.kserve import KServeController
 from modelops_dev.servers import MlflowServer
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.rollouts import train
+from tests.integration.helpers import train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 

@@ -4,7 +4,6 @@ and a Standard-mode canary whose traffic share Prometheus measures from MLServer
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.error
 import urllib.request
@@ -18,37 +17,16 @@ from kubernetes import client
 from modelops_dev.kserve import INGRESS_DOMAIN
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.rollouts import train
+from tests.integration.helpers import CLASS_ROWS, ingress_host, predict, train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
 KSERVE = ("serving.kserve.io", "v1beta1")
-# Iris rows of class 0, 2 and 1; the `constant` model answers 0 for all of them.
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
 
 @pytest.fixture(scope="module")
 def cluster(serving_cluster: str) -> str:
     return serving_cluster
-
-
-def ingress_host(service: str, namespace: str) -> str:
-    """The host KServe's Ingress gives an InferenceService here."""
-    return f"{service}-{namespace}.{INGRESS_DOMAIN}"
-
-
-def predict(router: str, host: str, rows: list[list[float]], model: str = "iris") -> list[int]:
-    """A v2 inference request through the router to the model server `host` routes to."""
-    body = {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64",
-                        "data": [value for row in rows for value in row]}]}  # fmt: skip
-    request = urllib.request.Request(
-        f"{router}/v2/models/{model}/infer",
-        data=json.dumps(body).encode(),
-        headers={"Host": host, "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
-    return [int(value) for value in answer["outputs"][0]["data"]]
 
 
 def condition(custom: client.CustomObjectsApi, namespace: str, name: str, kind: str) -> Any:
@@ -87,7 +65,7 @@ def test_a_registered_model_is_served_by_kserve_and_answers_predictions(
     [initializer] = pod.status.init_container_statuses
     assert initializer.name == "storage-initializer"
     assert initializer.state.terminated.exit_code == 0
-    assert predict(cluster, ingress_host("iris", namespace), ROWS) == [0, 2, 1]
+    assert predict(cluster, ingress_host("iris", namespace), CLASS_ROWS) == [0, 2, 1]
 
     def healthy() -> Any:
         md = custom.get_namespaced_custom_object(
@@ -170,7 +148,8 @@ def test_a_standard_mode_canary_gets_the_weighted_share_prometheus_measures(
     # (trafficPercent only sizes the canary's replicas).
     requests = 90
     through_ingress = Counter(
-        predict(cluster, ingress_host("iris", namespace), [ROWS[1]])[0] for _ in range(requests)
+        predict(cluster, ingress_host("iris", namespace), [CLASS_ROWS[1]])[0]
+        for _ in range(requests)
     )
     assert through_ingress == {2: requests}
     before = served(requests)
@@ -189,7 +168,7 @@ def test_a_standard_mode_canary_gets_the_weighted_share_prometheus_measures(
     )  # fmt: skip
     wait_for(lambda: answered(cluster, host), timeout=30, what="the router to serve the route")
     baseline = served(requests + 1)
-    answers = Counter(predict(cluster, host, [ROWS[1]])[0] for _ in range(requests))
+    answers = Counter(predict(cluster, host, [CLASS_ROWS[1]])[0] for _ in range(requests))
     after = served(sum(sum(p.values()) for p in baseline.values()) + requests)
 
     def canary_total(counts: dict[str, dict[str, float]]) -> float:
@@ -204,7 +183,7 @@ def test_a_standard_mode_canary_gets_the_weighted_share_prometheus_measures(
 
 def answered(router: str, host: str) -> bool:
     try:
-        predict(router, host, [ROWS[1]])
+        predict(router, host, [CLASS_ROWS[1]])
     except urllib.error.HTTPError:
         return False
     return True

@@ -24,8 +24,7 @@ from modelops.core.analysis import Answer, Context, QueryFailed, Subject, judge,
 from modelops.core.traffic import predictor_service
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.rollouts import MD, Traffic, status, train
-from tests.integration.test_model_serving import ingress_host
+from tests.integration.helpers import MD, Traffic, ingress_host, status, train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 

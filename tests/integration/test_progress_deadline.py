@@ -17,7 +17,8 @@ from mlflow import MlflowClient
 
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.rollouts import (
+from tests.integration.helpers import (
+    ERRORS,
     MD,
     Traffic,
     condition,
@@ -29,7 +30,6 @@ from tests.integration.rollouts import (
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
-ERRORS = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05, "window": "20s"}
 DEADLINE = "40s"
 # What a pod of a version that never loads reports, by the time its deadline passes.
 POD_REASONS = ("CrashLoopBackOff", "restart", "running, not ready", "exit code")

@@ -19,7 +19,7 @@ from modelops_dev.environments import MODELS
 from modelops_dev.images import TRAINER_SCRIPT
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
-from tests.integration.rollouts import status
+from tests.integration.helpers import status
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 

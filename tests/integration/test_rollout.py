@@ -7,7 +7,6 @@ a long petal, one answers slower."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,15 @@ from mlflow import MlflowClient
 from modelops_dev.control_plane import ControlPlane
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, holds, wait_for
-from tests.integration.rollouts import (
+from tests.integration.helpers import (
+    ERRORS,
     INTERVAL,
+    LATENCY,
     MD,
     Traffic,
     condition,
     create,
     events,
-    instant,
     kill_and_restart,
     serve_first_version,
     serving,
@@ -39,11 +39,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster nee
 @pytest.fixture(scope="module")
 def cluster(serving_cluster: str) -> str:
     return serving_cluster
-
-
-LATENCY = {"name": "latency-vs-stable", "preset": "mlserver-latency-mean", "compareTo": "stable",
-           "maxRatio": 1.6, "max": 0.5, "window": "20s"}  # fmt: skip
-ERRORS = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05, "window": "20s"}
 
 
 @pytest.mark.timeout(900)  # three rollouts with real model servers, two operator restarts
@@ -101,29 +96,21 @@ def test_canaries_are_promoted_or_rolled_back_by_their_analysis_across_restarts(
         #    failureLimit, although the operator is killed right after the first failing verdict.
         flaky = train(mlflow_server, name, "flaky", tmp_path)
         registry.set_registered_model_alias(name, "champion", flaky["version"])
-        canary_errors = (
-            f'sum(rate(model_infer_request_failure_total{{namespace="{namespace}",'
-            f'model_version="{flaky["version"]}"}}[20s]))'
-        )
-        breach_seen: list[float] = []
 
         def first_failure() -> bool:
-            if not breach_seen and (instant(prometheus, canary_errors) or 0) > 0:
-                breach_seen.append(time.monotonic())
             return bool((status(custom, namespace, name).get("analysis") or {}).get("failures"))
 
         wait_for(first_failure, timeout=240, interval=0.25, what="the first failing verdict")
-        away = kill_and_restart(operator)
+        kill_and_restart(operator)
 
         def rolled_back() -> Any:
             found = status(custom, namespace, name)
             return found if found.get("phase") == "RolledBack" else None
 
         found = wait_for(rolled_back, timeout=60, interval=0.25, what="the rollback")
-        rolled_back_at = time.monotonic()
-        # failureLimit 1: the second failing round rolls back, within two intervals of the
-        # breach showing in Prometheus (plus the time the operator was down, plus slack).
-        assert breach_seen and rolled_back_at - breach_seen[0] - away <= INTERVAL * 2 + 5
+        # failureLimit 1: the second failing round rolls back, across the restart (how soon
+        # after a breach is measured by bench/, not asserted here).
+        assert "2 failed measurements (failureLimit 1)" in found["rejectedVersions"][0]["reason"]
         assert [h["event"] for h in found["history"]].count("RolledBack") == 1
         assert found["stable"]["version"] == good["version"] and "canary" not in found
         [rejected] = found["rejectedVersions"]

@@ -17,20 +17,20 @@ from mlflow import MlflowClient
 from modelops.core.rollout_state import ROLLBACK_ANNOTATION
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.rollouts import (
+from tests.integration.helpers import (
+    ERRORS,
     MD,
     PodLog,
     Traffic,
+    ingress_host,
     predictor_pods,
     serve_first_version,
     status,
     train,
 )
-from tests.integration.test_model_serving import ingress_host
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
-ERRORS = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05, "window": "20s"}
 REPLICA_SPLIT = {
     "spec__serving__httpRoute": None,
     "spec__serving__minReplicas": 2,

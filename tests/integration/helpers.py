@@ -1,6 +1,6 @@
-"""What the rollout tests share: real models trained and registered in MLflow, steady traffic
-through the router that counts every answer a client sees, and reading a ModelDeployment's
-status, events and predictor pods."""
+"""What the integration tests share: real models trained and registered in MLflow, deployments
+created and read back (status, conditions, events, predictor pods), steady traffic through the
+router that counts every answer a client sees, predictions, and the rendered Helm chart."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Self
 
+import yaml
 from kubernetes import client
 from mlflow import MlflowClient
 
+from modelops_dev.binaries import KUBERNETES_VERSION, REPO_ROOT
 from modelops_dev.environments import MODELS
+from modelops_dev.kserve import INGRESS_DOMAIN
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.bodies import with_values
 from tests.integration.conftest import Operator, wait_for
@@ -186,13 +189,6 @@ def kill_and_restart(operator: Operator) -> float:
     return time.monotonic() - started
 
 
-def instant(prometheus: Prometheus, query: str) -> float | None:
-    url = f"{prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result = json.loads(response.read())["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
-
-
 def predictor_pods(core: client.CoreV1Api, namespace: str, isvc: str) -> dict[str, tuple[str, int]]:
     """The InferenceService's predictor pods that are not terminating: name -> (model
     version, restarts)."""
@@ -236,3 +232,55 @@ class PodLog(Background):
         """Versions that had more distinct pods than they ever ran at once: a pod of theirs
         was replaced (a restart of the template), with the pods seen."""
         return {v: names for v, names in self.names.items() if len(names) > self.most[v]}
+
+
+# ---- serving and charts -------------------------------------------------------------------
+
+# Iris rows of class 0, 2 and 1; the `constant` model answers 0 for all of them.
+CLASS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+
+
+def ingress_host(service: str, namespace: str) -> str:
+    """The host KServe's Ingress gives an InferenceService here."""
+    return f"{service}-{namespace}.{INGRESS_DOMAIN}"
+
+
+def predict(router: str, host: str, rows: list[list[float]], model: str = "iris") -> list[int]:
+    """A v2 inference request through the router to the model server `host` routes to."""
+    body = {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64",
+                        "data": [value for row in rows for value in row]}]}  # fmt: skip
+    request = urllib.request.Request(
+        f"{router}/v2/models/{model}/infer",
+        data=json.dumps(body).encode(),
+        headers={"Host": host, "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    return [int(value) for value in answer["outputs"][0]["data"]]
+
+
+CHART = REPO_ROOT / "charts" / "modelops"
+KUBE_VERSION = KUBERNETES_VERSION.removeprefix("v")  # the control plane's, stated explicitly
+
+
+def render(helm: Path, *args: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [str(helm), "template", "modelops", str(CHART), "--namespace", "modelops-system",
+         "--kube-version", KUBE_VERSION, *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def kinds(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        found.setdefault(obj["kind"], []).append(obj)
+    return found
+
+
+# Analysis metrics the rollout tests use.
+LATENCY = {"name": "latency-vs-stable", "preset": "mlserver-latency-mean", "compareTo": "stable",
+           "maxRatio": 1.6, "max": 0.5, "window": "20s"}  # fmt: skip
+ERRORS = {"name": "error-rate", "preset": "mlserver-error-rate", "max": 0.05, "window": "20s"}
