@@ -16,7 +16,7 @@ from typing import Any
 
 from modelops.adapters.kubernetes import ApiError, KubernetesApi, namespaced_path
 from modelops.api.resource import GROUP, PLURAL, VERSION
-from modelops.core.rollout_state import (
+from modelops.core.rollout.state import (
     PAUSED_ANNOTATION,
     PROMOTE_ANNOTATION,
     RETRY_ANNOTATION,

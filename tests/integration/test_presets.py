@@ -21,7 +21,7 @@ from modelops.adapters.prometheus import Prometheus as PrometheusClient
 from modelops.adapters.prometheus import PrometheusConnection
 from modelops.api.delivery import AnalysisSpec, MetricSpec
 from modelops.core.analysis import Answer, Context, QueryFailed, Subject, judge, query_for
-from modelops.core.traffic import predictor_service
+from modelops.core.rollout.traffic import predictor_service
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.helpers import MD, Traffic, ingress_host, status, train

@@ -21,7 +21,7 @@ from kubernetes import client
 
 from modelops.adapters.kubernetes import KubernetesApi
 from modelops.api.resource import ModelDeployment
-from modelops.core.progressive import AnalysisRound, PlannedQuery
+from modelops.core.rollout.rounds import AnalysisRound, PlannedQuery
 from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.connection import connection_from
 from modelops_dev.control_plane import ControlPlane

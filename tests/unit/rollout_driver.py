@@ -10,14 +10,10 @@ from typing import Any
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
 from modelops.core.decision import Decision
-from modelops.core.progressive import (
-    WorkloadFacts,
-    after_registry_writes,
-    diagnosis_selector,
-    endpoint_check,
-)
-from modelops.core.readiness import DRAIN, SUSTAINED_READY
 from modelops.core.reconcile import decide
+from modelops.core.registry_writes import after_registry_writes
+from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
+from modelops.core.rollout.readiness import DRAIN, SUSTAINED_READY
 from tests.unit.factories import deployment_body
 
 START = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from modelops.api.delivery import AnalysisSpec, MetricSpec
 from modelops.core.analysis import (
-    PRESETS,
     ROLE_LABEL,
     Context,
     QueryFailed,
@@ -24,8 +23,9 @@ from modelops.core.analysis import (
     query_for,
     tally,
 )
+from modelops.core.presets import PRESETS
 from modelops.core.promql import TemplateError
-from modelops.core.traffic import capacity_plan, honoured, replica_plan
+from modelops.core.rollout.traffic import capacity_plan, honoured, replica_plan
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CANARY = Subject(version="8", service="fraud-v8-predictor", revision="fraud-predictor-00002")
@@ -169,7 +169,7 @@ def test_replica_plans_honour_what_the_limits_allow() -> None:
 
 
 def test_monitoring_after_promotion_skips_comparisons_with_the_stable() -> None:
-    from modelops.core.progressive import analysis_round
+    from modelops.core.rollout.rounds import analysis_round
     from tests.unit.rollout_driver import ANALYSIS, deployed
 
     metrics = [*ANALYSIS["metrics"], {"name": "vs-stable", "preset": "mlserver-latency-mean",

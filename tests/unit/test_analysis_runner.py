@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from modelops.adapters.kubernetes import Connection, KubernetesApi
-from modelops.core.progressive import analysis_round
+from modelops.core.rollout.rounds import analysis_round
 from modelops.handlers.analysis import AnalysisRunner
 from tests.unit.rollout_driver import rolling
 

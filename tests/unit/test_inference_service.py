@@ -3,12 +3,12 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelops.core.inference_service import (
+from modelops.core.rollout.objects import (
     PRE_STOP_SLEEP_SECONDS,
     CanaryPlan,
-    ServedModel,
     desired_inference_service,
 )
+from modelops.core.served import ServedModel
 from tests.unit.factories import deployment
 
 SERVED = ServedModel(storage_uri="s3://models/fraud/7", model_format="sklearn", version="7")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from modelops.core.progressive import diagnosis_selector, wake_due
-from modelops.core.readiness import pod_diagnosis
+from modelops.core.rollout.observe import diagnosis_selector
+from modelops.core.rollout.readiness import pod_diagnosis
+from modelops.core.rollout.wake import wake_due
 from tests.unit.rollout_driver import Driver, passing, rolling
 
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from modelops.api.resource import ModelDeployment
-from modelops.core.cron import CronError, next_after, parse
-from modelops.core.retraining import (
+from modelops.core.retraining.cron import CronError, next_after, parse
+from modelops.core.retraining.job import job_state
+from modelops.core.retraining.triggers import (
     Reading,
     RetrainingDecision,
     backoff,
     plan,
     trigger_queries,
 )
-from modelops.core.retraining_job import job_state
 from tests.unit.factories import deployment_body
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -235,9 +235,8 @@ def test_cron_errors_name_the_part(expression: str, zone: str | None, message: s
 def test_the_candidate_is_rolled_out_in_place_of_the_spec_until_promoted() -> None:
     import dataclasses
 
-    from modelops.core.delivery import RetrainingInputs
-    from modelops.core.progressive import candidate_view
     from modelops.core.reconcile import decide
+    from modelops.core.retraining.loop import RetrainingInputs, candidate_view
     from tests.unit.factories import READY_V7
     from tests.unit.factories import registry_body as body
 
@@ -275,7 +274,7 @@ def test_the_candidate_is_rolled_out_in_place_of_the_spec_until_promoted() -> No
 
 
 def test_the_loop_wakes_for_due_queries_and_schedules_only() -> None:
-    from modelops.core.retraining import retraining_due
+    from modelops.core.retraining.triggers import retraining_due
 
     loop = Loop(METRIC)
     assert retraining_due(loop.deployment, T0)  # first look: queries due

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelops.core.conditions import condition
-from modelops.core.rollout_state import (
+from modelops.core.rollout.state import (
     PAUSED_ANNOTATION,
     PROMOTE_ANNOTATION,
     RETRY_ANNOTATION,
@@ -115,8 +115,8 @@ def test_kserve_ready_without_a_ready_endpoint_is_not_ready() -> None:
     driver.serve("8")
     driver.settle()
     deployment = driver.deployment
-    from modelops.core.progressive import WorkloadFacts
     from modelops.core.reconcile import decide
+    from modelops.core.rollout.observe import WorkloadFacts
 
     decision = decide(deployment, driver.observed, driver.now, facts=WorkloadFacts(False))
     assert decision.status.canary is not None and decision.status.canary.ready_since is None

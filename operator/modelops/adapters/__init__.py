@@ -1,1 +1,1 @@
-"""Thin I/O behind small interfaces: the Kubernetes API (MLflow and Prometheus come later)."""
+"""Thin I/O behind small interfaces: the Kubernetes API, the MLflow registry, Prometheus."""

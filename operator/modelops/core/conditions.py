@@ -8,6 +8,15 @@ from typing import NamedTuple
 
 from modelops.api.status import Condition, ConditionStatus
 
+# The condition types a ModelDeployment reports.
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+METRICS_AVAILABLE = "MetricsAvailable"
+RETRAINING = "Retraining"
+SPEC_SUPPORTED = "SpecSupported"
+REGISTRY_REACHABLE = "RegistryReachable"
+
 
 class ConditionUpdate(NamedTuple):
     type: str

@@ -6,8 +6,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelops.api.status import ModelDeploymentStatus
-from modelops.core.progressive import RegistryWrite
-from modelops.core.rollout_state import EventIntent as EventIntent  # one Event type for all of core
+from modelops.core.registry_writes import RegistryWrite
+
+
+@dataclass(frozen=True)
+class EventIntent:
+    """A Kubernetes Event to post about the deployment (type, reason, message)."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """One reconcile of a ModelDeployment, as a pure function of spec, status and observations.
 
-`decide` returns what to write (the InferenceService when it differs, the status when it
-differs) and which Events tell people about it. Events come from transitions only, so running
-`decide` twice on the same inputs asks for the same writes and no new events.
+`decide` checks what the spec asks for can be served (the registry answered, the version is
+servable, the InferenceService is ours), then runs the rollout state machine
+(`core.rollout`). It returns the whole new status and the objects built from it; the
+controller writes only what differs from what it observed. Events come from transitions only,
+so running `decide` twice on the same inputs asks for the same objects and no new events.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from modelops.api.status import (
     Condition,
     Measurement,
 )
-from modelops.core.conditions import ConditionUpdate, condition, with_condition
-from modelops.core.cron import CronError, parse
-from modelops.core.decision import Decision, EventIntent, Problem
-from modelops.core.delivery import RetrainingInputs, rollout_decision
-from modelops.core.inference_service import (
-    ServedModel,
-    inference_service_name,
+from modelops.core.conditions import (
+    READY,
+    REGISTRY_REACHABLE,
+    SPEC_SUPPORTED,
+    ConditionUpdate,
+    condition,
+    with_condition,
 )
-from modelops.core.progressive import NO_FACTS, WorkloadFacts, candidate_view
+from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.registry import (
     RegistryFailure,
     RegistryObservation,
@@ -34,11 +36,12 @@ from modelops.core.registry import (
     readiness,
     storage_uri,
 )
-
-READY = "Ready"
-PROGRESSING = "Progressing"
-SPEC_SUPPORTED = "SpecSupported"
-REGISTRY_REACHABLE = "RegistryReachable"
+from modelops.core.retraining.cron import CronError, parse
+from modelops.core.retraining.loop import RetrainingInputs, candidate_view
+from modelops.core.rollout.objects import inference_service_name
+from modelops.core.rollout.observe import NO_FACTS, WorkloadFacts
+from modelops.core.rollout.status import rollout_decision
+from modelops.core.served import ServedModel
 
 
 def what_to_serve(
@@ -262,5 +265,3 @@ def held_decision(
         }
     )
     return Decision(inference_service=None, status=status, events=events)
-
-

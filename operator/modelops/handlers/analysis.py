@@ -24,9 +24,9 @@ from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
 from modelops.core.analysis import QueryFailed, judge
 from modelops.core.durations import parse_duration
-from modelops.core.progressive import AnalysisRound
 from modelops.core.promql import TemplateError
-from modelops.core.retraining import Reading
+from modelops.core.retraining.triggers import Reading
+from modelops.core.rollout.rounds import AnalysisRound
 from modelops.handlers.metrics import MEASUREMENTS, PROMETHEUS_ERRORS
 
 logger = logging.getLogger("modelops.analysis")

@@ -30,17 +30,13 @@ from modelops.api.resource import (
 from modelops.api.status import ModelDeploymentStatus
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
-from modelops.core.progressive import (
-    WorkloadFacts,
-    after_registry_writes,
-    analysis_round,
-    candidate_view,
-    diagnosis_selector,
-    endpoint_check,
-    wake_due,
-)
 from modelops.core.reconcile import decide, refused_decision
-from modelops.core.retraining import retraining_due
+from modelops.core.registry_writes import after_registry_writes
+from modelops.core.retraining.loop import candidate_view
+from modelops.core.retraining.triggers import retraining_due
+from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
+from modelops.core.rollout.rounds import analysis_round
+from modelops.core.rollout.wake import wake_due
 from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.metrics import (
     API_WRITES,

@@ -19,7 +19,7 @@ from modelops.api.resource import (
     VERSION,
 )
 from modelops.core.decision import EventIntent
-from modelops.core.inference_service import MANAGED_BY
+from modelops.core.ownership import MANAGED_BY
 from modelops.handlers.connection import connection_from, login
 from modelops.handlers.reconciler import Key, Reconciler, key_of, slim
 

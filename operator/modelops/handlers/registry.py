@@ -22,9 +22,9 @@ from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.adapters.registry import Registry, RegistryConnection, RegistryError
 from modelops.api.resource import ModelDeployment
 from modelops.core.durations import parse_duration
-from modelops.core.progressive import REJECTED_TAG, RegistryWrite
 from modelops.core.registry import RegistryFailure, RegistryObservation
-from modelops.core.retraining import TRIGGER_ID_TAG
+from modelops.core.registry_writes import REJECTED_TAG, RegistryWrite
+from modelops.core.retraining.triggers import TRIGGER_ID_TAG
 from modelops.handlers.metrics import REGISTRY_CALLS, REGISTRY_ERRORS
 
 logger = logging.getLogger("modelops.registry")

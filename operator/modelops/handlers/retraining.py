@@ -10,11 +10,11 @@ from typing import Any
 
 from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.api.resource import ModelDeployment
-from modelops.core.delivery import RetrainingInputs
-from modelops.core.progressive import trigger_values
 from modelops.core.registry import RegistryFailure
-from modelops.core.retraining import readings_due, trigger_queries
-from modelops.core.retraining_job import JobState, job_state
+from modelops.core.retraining.job import JobState, job_state
+from modelops.core.retraining.loop import RetrainingInputs
+from modelops.core.retraining.triggers import readings_due, trigger_queries
+from modelops.core.rollout.rounds import trigger_values
 from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.metrics import API_WRITES
 from modelops.handlers.registry import RegistryResolver

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from modelops.api.delivery import RolloutSpec
 from modelops.api.status import CanaryStatus, RetiringVersion
 from modelops.core.durations import parse_duration
-from modelops.core.rollout_state import Observation
+from modelops.core.rollout.state import Observation
 
 SUSTAINED_READY = timedelta(seconds=10)
 DEFAULT_PROGRESS_DEADLINE = "10m"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import ServedVersion
-from modelops.core.progressive import stable_replicas
-from modelops.core.rollout_state import EventIntent, Outcome, RolloutState, label
+from modelops.core.decision import EventIntent
+from modelops.core.rollout.objects import stable_replicas
+from modelops.core.rollout.state import Outcome, RolloutState, label
 
 
 def promote(deployment: ModelDeployment, state: RolloutState, reason: str) -> Outcome:

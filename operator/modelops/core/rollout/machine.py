@@ -1,9 +1,11 @@
 """The rollout state machine (pure): (spec, status, observations, now) -> (new status, intents).
 
-One call moves a deployment at most one transition: start a canary, start or advance a step,
-promote, roll back, abort, or pause. Everything it decides lives in the status it returns, and
-the InferenceService is built from that status alone, so a restart between writing the status
-and applying the InferenceService repeats the apply and nothing else.
+One call decides what the deployment does now: deploy a first version, start a canary, wait
+for its readiness, start or advance a step, promote, roll back, restore, pause, or watch the
+stable version; a superseded canary is aborted and the next one started in the same call.
+Everything it decides lives in the status it returns, and the objects are built from that
+status alone, so a restart between writing the status and applying the objects repeats the
+apply and nothing else. A deployment without spec.rollout is a rollout that replaces at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from modelops.api.delivery import TrafficStep
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import (
     CanaryStatus,
@@ -18,19 +21,19 @@ from modelops.api.status import (
     Measurement,
 )
 from modelops.core.analysis import assess, tally
+from modelops.core.decision import EventIntent
 from modelops.core.durations import parse_duration
-from modelops.core.inference_service import ServedModel, served_version
-from modelops.core.promotion import promote
-from modelops.core.readiness import (
+from modelops.core.rollout.monitoring import monitor_stable
+from modelops.core.rollout.promotion import promote
+from modelops.core.rollout.readiness import (
     deadline_message,
     deadline_passed,
     drained,
     gate_canary,
     progress_deadline,
 )
-from modelops.core.rollback import restore, roll_back_canary, roll_back_stable
-from modelops.core.rollout_state import (
-    EventIntent,
+from modelops.core.rollout.rollback import restore, roll_back_canary, roll_back_stable
+from modelops.core.rollout.state import (
     Observation,
     Outcome,
     Requests,
@@ -42,6 +45,7 @@ from modelops.core.rollout_state import (
     same_model,
     steps_of,
 )
+from modelops.core.served import ServedModel, served_version
 
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
@@ -70,17 +74,7 @@ def progress(
         deploying=status.deploying,
     )
     if requests.retry is not None:
-        state.handled["retry"] = requests.retry
-        wanted = requests.retry.split("/", 1)[0]
-        state.rejected = [r for r in state.rejected if wanted not in ("", r.version)]
-        state.events.append(
-            EventIntent(
-                "Normal",
-                "RetryRequested",
-                f"retry of version {wanted or 'every rejected version'} requested",
-            )
-        )
-
+        _allow_again(state, requests.retry)
     if state.canary is not None and state.canary.aborting:
         if observation.applied:
             state.canary = None  # Knative: traffic is off the canary; restore the stable next
@@ -95,39 +89,15 @@ def progress(
 
     if requests.rollback is not None:
         state.handled["rollback"] = requests.rollback
-        reason = "rolled back by a person (modelops rollback)"
-        if state.canary is not None:
-            return roll_back_canary(deployment, state, reason)
-        if state.previous is not None:
-            return roll_back_stable(deployment, state, reason)
-        state.events.append(
-            EventIntent(
-                "Warning",
-                "RollbackIgnored",
-                "nothing to roll back to: no canary and no previous version",
-            )
-        )
-
+        rolled_back = _roll_back_on_request(deployment, state)
+        if rolled_back is not None:
+            return rolled_back
     if state.canary is not None:
         if same_model(state.canary, target) and not is_rejected(state.rejected, target):
             return _canary_step(deployment, state, observation, measurements, requests)
-        why = (
-            "the spec or alias points back at the stable version"
-            if same_model(state.stable, target)
-            else f"superseded by {label(target)}"
-        )
-        state.record(state.canary, "Aborted", why)
-        state.events.append(
-            EventIntent(
-                "Normal", "RolloutAborted", f"rollout of {label(state.canary)} aborted: {why}"
-            )
-        )
-        state.counts.append("aborted")
-        state.retire_canary(deployment)
-        state.canary, state.analysis = None, None
-
+        _abort(deployment, state, target)
     if same_model(state.stable, target):
-        return _steady(deployment, state, observation, measurements)
+        return monitor_stable(deployment, state, observation, measurements)
     rejected = is_rejected(state.rejected, target)
     if rejected is not None:
         return state.outcome(
@@ -137,6 +107,50 @@ def progress(
             degraded=f"{label(target)} was rolled back: {rejected.reason}",
         )
     return _start_canary(deployment, state, target)
+
+
+def _allow_again(state: RolloutState, request: str) -> None:
+    """`modelops retry`: a rejected version (or every one) may be rolled out again."""
+    state.handled["retry"] = request
+    wanted = request.split("/", 1)[0]
+    state.rejected = [r for r in state.rejected if wanted not in ("", r.version)]
+    which = f"version {wanted}" if wanted else "every rejected version"
+    state.events.append(EventIntent("Normal", "RetryRequested", f"retry of {which} requested"))
+
+
+def _roll_back_on_request(deployment: ModelDeployment, state: RolloutState) -> Outcome | None:
+    """`modelops rollback`: the canary, else the stable version back to the previous one."""
+    reason = "rolled back by a person (modelops rollback)"
+    if state.canary is not None:
+        return roll_back_canary(deployment, state, reason)
+    if state.previous is not None:
+        return roll_back_stable(deployment, state, reason)
+    state.events.append(
+        EventIntent(
+            "Warning",
+            "RollbackIgnored",
+            "nothing to roll back to: no canary and no previous version",
+        )
+    )
+    return None
+
+
+def _abort(deployment: ModelDeployment, state: RolloutState, target: ServedModel) -> None:
+    """The spec or alias moved on while a canary ran: it goes (it drains first) unjudged."""
+    canary = state.canary
+    assert canary is not None
+    why = (
+        "the spec or alias points back at the stable version"
+        if same_model(state.stable, target)
+        else f"superseded by {label(target)}"
+    )
+    state.record(canary, "Aborted", why)
+    state.events.append(
+        EventIntent("Normal", "RolloutAborted", f"rollout of {label(canary)} aborted: {why}")
+    )
+    state.counts.append("aborted")
+    state.retire_canary(deployment)
+    state.canary, state.analysis = None, None
 
 
 def _first_deployment(
@@ -220,56 +234,18 @@ def _canary_step(
             "Progressing", f"rolling out {label(canary)} ({where}): {gate.message}"
         )
 
-    metrics_problem = None
-    verdict = "Pass"
-    if spec.analysis is not None:
-        if measurements is not None:
-            state.analysis = tally(
-                state.analysis, "canary", canary.version, measurements, state.now
-            )
-        assessment = assess(state.analysis, spec.analysis)
-        if assessment.kind == "Fail":
-            return roll_back_canary(deployment, state, assessment.message)
-        verdict = assessment.kind
-        if assessment.kind == "Paused":
-            metrics_problem = assessment.message
-        analysed_since_step = (
-            state.analysis is not None
-            and state.analysis.last_run_at is not None
-            and canary.step_started_at is not None
-            and state.analysis.last_run_at >= canary.step_started_at
-        )
-        if verdict == "Pass" and not analysed_since_step:
-            verdict = "Wait"
-
+    verdict, metrics_problem, failure = _judge(deployment, state, measurements)
+    if failure is not None:
+        return roll_back_canary(deployment, state, failure)
     paused_reason = metrics_problem or (
         "paused by a person (modelops resume continues)" if requests.paused else None
     )
-    assert canary.step_started_at is not None
+    assert canary.step_started_at is not None and canary.step is not None
     elapsed = state.now - canary.step_started_at
     step_done = elapsed >= parse_duration(step.duration)
     if paused_reason is None and step_done and verdict == "Pass":
-        assert canary.step is not None
         if canary.step + 1 < len(steps):
-            following = steps[canary.step + 1]
-            state.canary = replace_canary(
-                canary,
-                step=canary.step + 1,
-                traffic=following.traffic,
-                step_started_at=state.now,
-                paused_reason=None,
-            )
-            state.events.append(
-                EventIntent(
-                    "Normal",
-                    "StepAdvanced",
-                    f"{label(canary)}: step {canary.step + 2}/{len(steps)} at {following.traffic}% of traffic",
-                )
-            )
-            return state.outcome(
-                "Progressing",
-                f"rolling out {label(canary)}: step {canary.step + 2}/{len(steps)} at {following.traffic}%",
-            )
+            return _next_step(state, canary, steps)
         if spec.rollout is not None and spec.rollout.promotion == "Manual":
             paused_reason = "all steps passed; waiting for a person to promote (modelops promote)"
         else:
@@ -286,68 +262,51 @@ def _canary_step(
     return state.outcome("Progressing", message, metrics_problem=metrics_problem)
 
 
-def replace_canary(canary: CanaryStatus, **changes: object) -> CanaryStatus:
-    return canary.model_copy(update=changes)
-
-
-def _steady(
+def _judge(
     deployment: ModelDeployment,
     state: RolloutState,
-    observation: Observation,
     measurements: Sequence[Measurement] | None,
-) -> Outcome:
-    stable = state.stable
-    assert stable is not None
-    spec = deployment.spec
-    if not observation.stable_ready:
-        return state.outcome(
-            "Progressing", f"{label(stable)}: {observation.detail or 'waiting for KServe'}"
-        )
-    last = state.history[-1] if state.history else None
-    if spec.monitoring is None or spec.analysis is None:
-        if last is not None and last.event == "RolledBack" and state.rejected:
-            return state.outcome(
-                "RolledBack",
-                f"{label(stable)} serves 100% of traffic after a rollback",
-                degraded=f"{label(stable)} serves after a rollback: {last.reason}",
-            )
-        return state.outcome("Healthy", f"{label(stable)} serves 100% of traffic")
+) -> tuple[str, str | None, str | None]:
+    """The canary's analysis after this round: (Pass | Wait | Paused, why it has no verdict,
+    why it failed). A Pass counts only for a round measured since the step started."""
+    analysis, canary = deployment.spec.analysis, state.canary
+    assert canary is not None
+    if analysis is None:
+        return "Pass", None, None
     if measurements is not None:
-        state.analysis = tally(state.analysis, "stable", stable.version, measurements, state.now)
-    assessment = assess(state.analysis, spec.analysis)
+        state.analysis = tally(state.analysis, "canary", canary.version, measurements, state.now)
+    assessment = assess(state.analysis, analysis)
     if assessment.kind == "Fail":
-        window = parse_duration(spec.monitoring.rollback_window)
-        promoted_at = stable.promoted_at or state.now
-        good = state.previous
-        if (
-            state.now - promoted_at <= window
-            and good is not None
-            and not any(
-                r.version == good.version and r.storage_uri == good.storage_uri
-                for r in state.rejected
-            )
-        ):
-            return roll_back_stable(deployment, state, f"after promotion: {assessment.message}")
-        return state.outcome(
-            "Degraded",
-            f"{label(stable)} fails its analysis after promotion: {assessment.message}",
-            degraded=f"{label(stable)} fails after promotion (outside rollbackWindow or no previous version): {assessment.message}",
-        )
-    metrics_problem = assessment.message if assessment.kind == "Paused" else None
-    if (
-        last is not None
-        and last.event == "RolledBack"
-        and state.rejected
-        and (state.analysis is None or state.analysis.failures == 0)
-    ):
-        return state.outcome(
-            "RolledBack",
-            f"{label(stable)} serves 100% of traffic after a rollback",
-            degraded=f"{label(stable)} serves after a rollback: {last.reason}",
-            metrics_problem=metrics_problem,
-        )
-    return state.outcome(
-        "Healthy",
-        f"{label(stable)} serves 100% of traffic; monitored",
-        metrics_problem=metrics_problem,
+        return "Fail", None, assessment.message
+    if assessment.kind == "Paused":
+        return "Paused", assessment.message, None
+    analysed_since_step = (
+        state.analysis is not None
+        and state.analysis.last_run_at is not None
+        and canary.step_started_at is not None
+        and state.analysis.last_run_at >= canary.step_started_at
     )
+    if assessment.kind == "Pass" and not analysed_since_step:
+        return "Wait", None, None
+    return assessment.kind, None, None
+
+
+def _next_step(state: RolloutState, canary: CanaryStatus, steps: list[TrafficStep]) -> Outcome:
+    assert canary.step is not None
+    following = steps[canary.step + 1]
+    where = f"step {canary.step + 2}/{len(steps)} at {following.traffic}%"
+    state.canary = replace_canary(
+        canary,
+        step=canary.step + 1,
+        traffic=following.traffic,
+        step_started_at=state.now,
+        paused_reason=None,
+    )
+    state.events.append(
+        EventIntent("Normal", "StepAdvanced", f"{label(canary)}: {where} of traffic")
+    )
+    return state.outcome("Progressing", f"rolling out {label(canary)}: {where}")
+
+
+def replace_canary(canary: CanaryStatus, **changes: object) -> CanaryStatus:
+    return canary.model_copy(update=changes)

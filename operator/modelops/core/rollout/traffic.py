@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.api.resource import ModelDeployment
-from modelops.core.inference_service import owner_reference
+from modelops.core.ownership import owner_reference
 
 HONOURED_WITHIN = 5  # percentage points
 HTTP_ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"

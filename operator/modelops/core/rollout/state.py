@@ -7,7 +7,6 @@ import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from modelops.api.delivery import RolloutSpec, TrafficStep
 from modelops.api.resource import ModelDeployment
@@ -22,7 +21,8 @@ from modelops.api.status import (
     RetiringVersion,
     ServedVersion,
 )
-from modelops.core.inference_service import ServedModel
+from modelops.core.decision import EventIntent
+from modelops.core.served import ServedModel
 
 PROMOTE_ANNOTATION = "modelops.io/promote"
 ROLLBACK_ANNOTATION = "modelops.io/rollback"
@@ -67,38 +67,19 @@ class Requests:
 
 
 @dataclass(frozen=True)
-class EventIntent:
-    """A Kubernetes Event to post about the deployment (type, reason, message)."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Outcome:
-    """The rollout part of the new status, and what to tell people and count."""
+    """What one transition decided: the working state it ended in (the rollout part of the new
+    status, the events to post, the counters to move) and how to report it."""
 
-    stable: ServedVersion | None
-    previous: ServedVersion | None
-    canary: CanaryStatus | None
-    analysis: AnalysisStatus | None
-    rejected: list[RejectedVersion]
-    history: list[HistoryEntry]
-    handled: dict[str, str]
+    state: RolloutState
     phase: Phase
     message: str
-    retiring: list[RetiringVersion] = field(default_factory=list)
-    deploying: DeployingVersion | None = None
     degraded: str | None = None
     """Why the deployment is Degraded (rolled back, or failing after promotion)."""
     problem: str | None = None
     """Why it cannot become Ready (a reason such as ProgressDeadlineExceeded), when it cannot."""
     metrics_problem: str | None = None
     """Why the analysis has no verdict, when it pauses the rollout."""
-    events: list[EventIntent] = field(default_factory=list)
-    counts: list[str] = field(default_factory=list)
-    """Counters to increment: promoted, rolled_back, aborted, monitoring_rolled_back."""
 
 
 def requests_from(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
@@ -184,6 +165,7 @@ class RolloutState:
     deploying: DeployingVersion | None = None
     events: list[EventIntent] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
+    """Counters to move: promoted, rolled_back, aborted."""
 
     def predictor_names(self) -> set[str | None]:
         """Predictor names in use: a new one must differ from each (KServe refuses duplicates)."""
@@ -231,19 +213,4 @@ class RolloutState:
         self.rejected = [*kept, entry][-HISTORY_LIMIT:]
 
     def outcome(self, phase: Phase, message: str, **extra: str | None) -> Outcome:
-        return Outcome(
-            stable=self.stable,
-            previous=self.previous,
-            canary=self.canary,
-            analysis=self.analysis,
-            rejected=self.rejected,
-            history=self.history,
-            handled=self.handled,
-            phase=phase,
-            message=message,
-            retiring=self.retiring,
-            deploying=self.deploying,
-            events=self.events,
-            counts=self.counts,
-            **extra,
-        )
+        return Outcome(self, phase, message, **extra)

@@ -1,4 +1,5 @@
-"""The InferenceService a ModelDeployment should own, built from its spec alone."""
+"""The objects a status implies (pure): the InferenceService with its stable predictor, canary
+and retiring entries, and the HTTPRoute, sized and weighted for the current step."""
 
 from __future__ import annotations
 
@@ -7,69 +8,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.api.resource import (
-    API_VERSION,
-    INFERENCE_SERVICE_PLURAL,
-    KIND,
     KSERVE_GROUP,
     KSERVE_VERSION,
     ModelDeployment,
 )
-from modelops.api.status import ServedVersion
-from modelops.core.labels import label_value
+from modelops.api.status import (
+    CanaryStatus,
+    ModelDeploymentStatus,
+    RetiringVersion,
+)
+from modelops.core.ownership import deployment_labels, owner_reference
+from modelops.core.rollout.state import first_predictor_name
+from modelops.core.rollout.traffic import (
+    ReplicaPlan,
+    capacity_plan,
+    desired_http_route,
+    replica_plan,
+)
+from modelops.core.served import ServedModel, served_model
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-DEPLOYMENT_LABEL = "modelops.io/deployment"
-MODEL_LABEL = "modelops.io/model"
-VERSION_LABEL = "modelops.io/model-version"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
+
 INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/{KSERVE_VERSION}"
-__all__ = ["INFERENCE_SERVICE_PLURAL", "ServedModel", "desired_inference_service"]
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """What to serve: the outcome of registry resolution, or the spec's storageUri."""
-
-    storage_uri: str
-    model_format: str
-    model_format_version: str | None = None
-    version: str | None = None
-    run_id: str | None = None
-    source: str | None = None
-    model_format_rule: str | None = None
-    storage_rule: str | None = None
-    data_version: str | None = None
-
-
-def served_version(served: ServedModel) -> ServedVersion:
-    """The status record of what is served."""
-    return ServedVersion(
-        version=served.version,
-        storage_uri=served.storage_uri,
-        model_format=served.model_format,
-        run_id=served.run_id,
-        source=served.source,
-        model_format_rule=served.model_format_rule,
-        storage_rule=served.storage_rule,
-        data_version=served.data_version,
-    )
-
-
-def served_model(deployment: ModelDeployment, version: ServedVersion) -> ServedModel:
-    """What to serve for a version recorded in status."""
-    model_format = deployment.spec.serving.model_format
-    return ServedModel(
-        storage_uri=version.storage_uri or "",
-        model_format=version.model_format or (model_format.name if model_format else "mlflow"),
-        model_format_version=model_format.version if model_format else None,
-        version=version.version,
-        run_id=version.run_id,
-        source=version.source,
-        model_format_rule=version.model_format_rule,
-        storage_rule=version.storage_rule,
-        data_version=version.data_version,
-    )
 
 
 @dataclass(frozen=True)
@@ -94,28 +55,6 @@ PRE_STOP_SLEEP_SECONDS = 5
 def inference_service_name(deployment: ModelDeployment) -> str:
     """The InferenceService shares the deployment's name (the CRD keeps it short enough)."""
     return deployment.metadata.name
-
-
-def deployment_labels(deployment: ModelDeployment, served: ServedModel) -> dict[str, str]:
-    labels = {
-        MANAGED_BY: "modelops",
-        DEPLOYMENT_LABEL: deployment.metadata.name,
-        MODEL_LABEL: label_value(deployment.spec.model.name),
-    }
-    if served.version is not None:
-        labels[VERSION_LABEL] = served.version
-    return labels
-
-
-def owner_reference(deployment: ModelDeployment) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": deployment.metadata.name,
-        "uid": deployment.metadata.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def readiness_probe(deployment: ModelDeployment) -> dict[str, Any] | None:
@@ -221,3 +160,78 @@ def _canary_entry(deployment: ModelDeployment, plan: CanaryPlan) -> dict[str, An
     if plan.replicas is not None:
         entry["minReplicas"] = plan.replicas
     return {"predictor": entry, "trafficPercent": plan.traffic}
+
+
+def planned_replicas(deployment: ModelDeployment, traffic: int) -> ReplicaPlan:
+    """Replicas for a step: sized to the share when an HTTPRoute splits traffic, otherwise
+    the split of replicas closest to the step's share."""
+    serving = deployment.spec.serving
+    if serving.http_route is not None:
+        return capacity_plan(traffic, serving.min_replicas)
+    return replica_plan(traffic, serving.min_replicas, serving.max_replicas)
+
+
+def canary_plan(deployment: ModelDeployment, canary: CanaryStatus) -> CanaryPlan:
+    replicas = None
+    if deployment.spec.serving.deployment_mode == "Standard":
+        replicas = planned_replicas(deployment, canary.traffic).canary
+    return CanaryPlan(
+        served=served_model(deployment, canary),
+        name=canary.name or "canary",
+        traffic=canary.traffic,
+        replicas=replicas,
+        aborting=canary.aborting,
+    )
+
+
+def retiring_plan(deployment: ModelDeployment, retiring: RetiringVersion) -> CanaryPlan:
+    """A predictor draining after it lost its traffic: a canary entry with no share, so KServe
+    keeps its Deployment and Service (and the same pods) until it is dropped."""
+    return CanaryPlan(
+        served=served_model(deployment, retiring),
+        name=retiring.predictor or "retiring",
+        traffic=0,
+        replicas=retiring.replicas or max(1, deployment.spec.serving.min_replicas),
+    )
+
+
+def stable_replicas(deployment: ModelDeployment, canary: CanaryStatus | None) -> int:
+    """Pods the stable predictor keeps: all of minReplicas, less the canary's during a step."""
+    serving = deployment.spec.serving
+    if canary is None or canary.aborting or serving.deployment_mode != "Standard":
+        return serving.min_replicas
+    return planned_replicas(deployment, canary.traffic).stable
+
+
+def routed(canary: CanaryStatus | None) -> bool:
+    """Whether the canary receives traffic: only once its step clock runs (it has been ready
+    for the sustained interval), and not while it is being rolled back."""
+    return canary is not None and not canary.aborting and canary.step_started_at is not None
+
+
+def objects_for(
+    deployment: ModelDeployment, status: ModelDeploymentStatus, target: ServedModel
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The InferenceService and HTTPRoute a status implies (target serves until a stable exists)."""
+    stable = status.stable
+    primary = served_model(deployment, stable) if stable is not None else target
+    canary = status.canary
+    plans = [retiring_plan(deployment, r) for r in status.retiring if r.predictor]
+    if canary is not None:
+        plans.append(canary_plan(deployment, canary))
+    predictor = stable.predictor if stable else first_predictor_name(deployment, target)
+    service = desired_inference_service(
+        deployment,
+        primary,
+        predictor_name=predictor,
+        canaries=plans,
+        stable_replicas=stable_replicas(deployment, canary),
+    )
+    live = canary if routed(canary) else None
+    route = desired_http_route(
+        deployment,
+        predictor,
+        live.name if live is not None else None,
+        live.traffic if live is not None else 0,
+    )
+    return service, route

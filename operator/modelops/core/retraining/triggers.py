@@ -17,16 +17,20 @@ from typing import Any, Literal
 from modelops.api.lifecycle import RetrainingSpec, RetrainingTrigger
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import RetrainingRun, RetrainingStatus
-from modelops.core.cron import CronError, next_after, parse
 from modelops.core.durations import parse_duration
 from modelops.core.promql import TemplateError, render
-from modelops.core.retraining_job import JobState, job_name, retraining_job
+from modelops.core.retraining.cron import CronError, next_after, parse
+from modelops.core.retraining.job import JobState, job_name, retraining_job
 
 TRIGGER_ID_TAG = "modelops.io/trigger-id"
 DEFAULT_DRIFT_METRIC = "modelops_drift_psi"
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=1)
 HISTORY = 10
+
+
+Event = tuple[Literal["Normal", "Warning"], str, str]
+"""An Event to post: type, reason, message."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class RetrainingDecision:
     status: RetrainingStatus
     job: dict[str, Any] | None
     """The Job that must exist (created when missing), while one is Running."""
-    events: list[tuple[Literal["Normal", "Warning"], str, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     """Outcomes to count: started, succeeded, failed, no_candidate."""
 
@@ -179,78 +183,75 @@ def plan(
     spec = deployment.spec.retraining
     assert spec is not None
     status = deployment.status.retraining or RetrainingStatus()
-    events: list[tuple[Literal["Normal", "Warning"], str, str]] = []
+    events: list[Event] = []
     results: list[str] = []
-
     if status.phase == "Running" and status.current is not None:
-        run = status.current
-        if job == "Succeeded" and candidate is not None:
-            run = run.model_copy(
-                update={"result": "Succeeded", "finished_at": now, "candidate_version": candidate}
-            )
-            status = status.model_copy(
-                update={
-                    "phase": "Succeeded",
-                    "consecutive_failures": 0,
-                    "candidate_version": candidate,
-                }
-            )
-            events.append(
-                (
-                    "Normal",
-                    "RetrainingSucceeded",
-                    f"Job {run.job} registered version {candidate}; it is rolled out as the next canary",
-                )
-            )
-            results.append("succeeded")
-        elif job in ("Failed", "Succeeded"):
-            result: Literal["Failed", "NoCandidate"] = (
-                "Failed" if job == "Failed" else "NoCandidate"
-            )
-            run = run.model_copy(update={"result": result, "finished_at": now})
-            status = status.model_copy(
-                update={"phase": "Failed", "consecutive_failures": status.consecutive_failures + 1}
-            )
-            message = (
-                f"Job {run.job} failed" if job == "Failed"
-                else f"Job {run.job} succeeded without registering a version for this trigger"
-            ) + f"; next firing not before {(now + backoff(status.consecutive_failures)).isoformat()} (backoff) and the cooldown"  # fmt: skip
-            events.append(
-                ("Warning", "RetrainingFailed" if job == "Failed" else "NoCandidate", message)
-            )
-            results.append("failed" if job == "Failed" else "no_candidate")
-        if run is not status.current:
-            history = [*status.history, run][-HISTORY:]
-            status = status.model_copy(update={"current": run, "history": history})
-        else:
-            return RetrainingDecision(
-                status, retraining_job(deployment, run, tracking_uri), events, results
-            )
+        status = _job_ended(status, job, candidate, now, events, results)
+        if status.phase == "Running":
+            assert status.current is not None
+            job_spec = retraining_job(deployment, status.current, tracking_uri)
+            return RetrainingDecision(status, job_spec, events, results)
 
     if deployment.status.retraining is None:
         status = _first_look(status, rollback_at, degraded_since, now)
     fired = _evaluate(spec, status, now, readings, rollback_at, degraded_since)
     gate = _gate(spec, status, now)
     status = fired.status
-    if fired.why is not None and fired.name is not None:
-        if gate is None:
-            status = _fire(deployment, status, fired.name, fired.why, now)
-            assert status.current is not None
-            events.append(
-                (
-                    "Normal",
-                    "RetrainingStarted",
-                    f"{status.current.reason}; started Job {status.current.job}",
-                )
-            )
-            results.append("started")
-            return RetrainingDecision(
-                status, retraining_job(deployment, status.current, tracking_uri), events, results
-            )
-        events.append(
-            ("Normal", "RetrainingSuppressed", f"{fired.name}: {fired.why}; not retraining: {gate}")
+    if fired.why is None or fired.name is None:
+        return RetrainingDecision(status, None, events, results)
+    if gate is not None:
+        why = f"{fired.name}: {fired.why}; not retraining: {gate}"
+        events.append(("Normal", "RetrainingSuppressed", why))
+        return RetrainingDecision(status, None, events, results)
+    status = _fire(deployment, status, fired.name, fired.why, now)
+    assert status.current is not None
+    run = status.current
+    events.append(("Normal", "RetrainingStarted", f"{run.reason}; started Job {run.job}"))
+    results.append("started")
+    return RetrainingDecision(
+        status, retraining_job(deployment, run, tracking_uri), events, results
+    )
+
+
+def _job_ended(
+    status: RetrainingStatus,
+    job: JobState | None,
+    candidate: str | None,
+    now: datetime,
+    events: list[Event],
+    results: list[str],
+) -> RetrainingStatus:
+    """The status after the running Job's outcome: Succeeded with its candidate, Failed (or
+    NoCandidate) with the backoff that follows, or still Running."""
+    run = status.current
+    assert run is not None
+    if job == "Succeeded" and candidate is not None:
+        run = run.model_copy(
+            update={"result": "Succeeded", "finished_at": now, "candidate_version": candidate}
         )
-    return RetrainingDecision(status, None, events, results)
+        status = status.model_copy(
+            update={"phase": "Succeeded", "consecutive_failures": 0, "candidate_version": candidate}
+        )
+        events.append(("Normal", "RetrainingSucceeded",
+                       f"Job {run.job} registered version {candidate}; it is rolled out as the next canary"))  # fmt: skip
+        results.append("succeeded")
+    elif job in ("Failed", "Succeeded"):
+        failed = job == "Failed"
+        result: Literal["Failed", "NoCandidate"] = "Failed" if failed else "NoCandidate"
+        run = run.model_copy(update={"result": result, "finished_at": now})
+        status = status.model_copy(
+            update={"phase": "Failed", "consecutive_failures": status.consecutive_failures + 1}
+        )
+        next_at = (now + backoff(status.consecutive_failures)).isoformat()
+        what = (f"Job {run.job} failed" if failed
+                else f"Job {run.job} succeeded without registering a version for this trigger")  # fmt: skip
+        message = f"{what}; next firing not before {next_at} (backoff) and the cooldown"
+        events.append(("Warning", "RetrainingFailed" if failed else "NoCandidate", message))
+        results.append("failed" if failed else "no_candidate")
+    else:
+        return status
+    history = [*status.history, run][-HISTORY:]
+    return status.model_copy(update={"current": run, "history": history})
 
 
 def _first_look(

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import RetrainingRun
-from modelops.core.inference_service import DEPLOYMENT_LABEL, MANAGED_BY, owner_reference
 from modelops.core.labels import label_value
+from modelops.core.ownership import DEPLOYMENT_LABEL, MANAGED_BY, owner_reference
 
 TRIGGER_LABEL = "modelops.io/trigger"
 DEFAULT_TTL_SECONDS = 86400

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import CanaryStatus, ServedVersion
-from modelops.core.inference_service import served_model
-from modelops.core.progressive import stable_replicas
-from modelops.core.readiness import gate_canary, progress_deadline
-from modelops.core.rollout_state import (
-    EventIntent,
+from modelops.core.decision import EventIntent
+from modelops.core.rollout.objects import stable_replicas
+from modelops.core.rollout.readiness import gate_canary, progress_deadline
+from modelops.core.rollout.state import (
     Observation,
     Outcome,
     RolloutState,
     canary_name,
     label,
 )
+from modelops.core.served import served_model
 
 
 def roll_back_canary(deployment: ModelDeployment, state: RolloutState, reason: str) -> Outcome:
