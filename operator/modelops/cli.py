@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
+
+from modelops.controller.config import OperatorConfig, RegistryDefaults
 
 LOG_FORMATS = ("text", "json")
 
@@ -128,40 +129,35 @@ def storage_initializer(pairs: list[str]) -> int:
     return 0
 
 
-def run_operator(args: argparse.Namespace) -> int:
-    import kopf
+def operator_config(args: argparse.Namespace) -> OperatorConfig:
+    """The operator's configuration from its flags (whose defaults are the environment's)."""
+    return OperatorConfig(
+        registry=RegistryDefaults(
+            tracking_uri=args.registry_uri or None,
+            credentials_secret=args.registry_credentials or None,
+            artifacts_destination=args.artifacts_destination or None,
+        ),
+        prometheus_url=args.prometheus_url or None,
+        namespaces=tuple(dict.fromkeys(args.namespaces)),
+    )
 
+
+def run_operator(args: argparse.Namespace) -> int:
     if args.registry_credentials and "/" not in args.registry_credentials:
         print("--registry-credentials: give NAMESPACE/SECRET, for example "
               "modelops/mlflow-credentials", file=sys.stderr)  # fmt: skip
         return 2
-    # The registry resolver reads its defaults from the environment (handlers/registry.py).
-    os.environ["MODELOPS_REGISTRY_URI"] = args.registry_uri
-    os.environ["MODELOPS_REGISTRY_CREDENTIALS"] = args.registry_credentials
-    os.environ["MODELOPS_ARTIFACTS_DESTINATION"] = args.artifacts_destination
-    os.environ["MODELOPS_PROMETHEUS_URL"] = args.prometheus_url
+    from modelops.handlers import registration
 
-    import modelops.handlers  # noqa: F401  (registers the handlers)
-
-    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
-    kopf.configure(verbose=args.verbose, log_format=log_format)
-    if not args.verbose:
-        # kopf logs every handled watch event; with many deployments that drowns our own lines.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
-    namespaces = list(dict.fromkeys(args.namespaces))
-    # Namespace globs need kopf's namespace scanning (list/watch namespaces); exact names and
-    # cluster-wide watching do not (handlers/registration.py turns scanning off then).
-    os.environ["MODELOPS_SCANNING"] = "1" if any(set("*?[!") & set(n) for n in namespaces) else ""
-    liveness = None if args.liveness in ("", "none") else args.liveness
-    kopf.run(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-        standalone=True,
+    registration.run(
+        operator_config(args),
+        verbose=args.verbose,
+        json_logs=args.log_format == "json",
+        liveness=None if args.liveness in ("", "none") else args.liveness,
     )
     return 0
 

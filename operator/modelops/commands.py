@@ -27,14 +27,12 @@ ACTIONS = ("status", "promote", "rollback", "pause", "resume", "retry")
 
 
 async def _api() -> KubernetesApi:
-    import kopf
+    from modelops.handlers.connection import kubeconfig_connection
 
-    from modelops.handlers.connection import connection_from
-
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    if info is None:
+    connection = kubeconfig_connection()
+    if connection is None:
         raise SystemExit("no kubeconfig found: set KUBECONFIG or ~/.kube/config")
-    return KubernetesApi(connection_from(info))
+    return KubernetesApi(connection)
 
 
 def _stamp(version: str | None) -> str:

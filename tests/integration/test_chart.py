@@ -195,7 +195,7 @@ def test_the_dashboard_queries_parse_and_name_only_metrics_the_operator_exports(
 ) -> None:
     from prometheus_client import REGISTRY
 
-    import modelops.handlers.metrics  # noqa: F401  (registers the operator's metrics)
+    import modelops.controller.metrics  # noqa: F401  (registers the operator's metrics)
 
     [config_map] = [c for c in kinds(render(helm, "-f", str(EXTRAS)))["ConfigMap"]
                     if c["metadata"]["labels"].get("grafana_dashboard") == "1"]  # fmt: skip

@@ -21,8 +21,8 @@ from kubernetes import client
 
 from modelops.adapters.kubernetes import KubernetesApi
 from modelops.api.resource import ModelDeployment
+from modelops.controller.analysis import AnalysisRunner
 from modelops.core.rollout.rounds import AnalysisRound, PlannedQuery
-from modelops.handlers.analysis import AnalysisRunner
 from modelops.handlers.connection import connection_from
 from modelops_dev.control_plane import ControlPlane
 from tests.integration.conftest import free_port, wait_for

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from modelops.adapters.kubernetes import Connection, KubernetesApi
+from modelops.controller.analysis import AnalysisRunner
 from modelops.core.rollout.rounds import analysis_round
-from modelops.handlers.analysis import AnalysisRunner
 from tests.unit.rollout_driver import rolling
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelops.core.rollout.observe import diagnosis_selector
 from modelops.core.rollout.readiness import pod_diagnosis
-from modelops.core.rollout.wake import wake_due
+from modelops.core.rollout.wake import next_rollout_look
 from tests.unit.rollout_driver import Driver, passing, rolling
 
 
@@ -82,21 +82,24 @@ def test_pods_are_looked_up_only_past_the_deadline_of_a_waiting_version() -> Non
     )
 
 
-def test_a_deployment_is_woken_while_its_canary_waits_and_when_a_drain_ends() -> None:
+def test_a_deployment_asks_to_be_woken_while_its_canary_waits_and_when_a_drain_ends() -> None:
     driver = Driver()
     driver.settle()
     driver.tick()
-    assert not wake_due(driver.deployment, driver.now + timedelta(seconds=29))  # idle
+    assert next_rollout_look(driver.deployment, driver.now) is None  # idle: no timer at all
     driver.report(canary_ready=False)
     driver.serve("8")
     driver.settle()
-    assert wake_due(driver.deployment, driver.now)  # waiting for its traffic: every tick
+    # Waiting for its traffic: looked at every second (endpoints are not watched).
+    assert next_rollout_look(driver.deployment, driver.now) == driver.now + timedelta(seconds=1)
     driver.report(canary_ready=True)
     driver.tick()
     driver.tick(10)
+    started = driver.now
+    # In a step with analysis: the next round, one interval after the last.
+    assert next_rollout_look(driver.deployment, driver.now) == started
     for _ in range(4):
         driver.tick(30, passing())
     assert driver.status["retiring"]
-    deployment = driver.deployment
-    assert not wake_due(deployment, driver.now + timedelta(seconds=4))
-    assert wake_due(deployment, driver.now + timedelta(seconds=5))
+    # Promoted; the old predictor drains for 5 s.
+    assert next_rollout_look(driver.deployment, driver.now) == driver.now + timedelta(seconds=5)

@@ -273,19 +273,16 @@ def test_the_candidate_is_rolled_out_in_place_of_the_spec_until_promoted() -> No
     assert "RolloutStarted" in [e.reason for e in rolling.events]
 
 
-def test_the_loop_wakes_for_due_queries_and_schedules_only() -> None:
-    from modelops.core.retraining.triggers import retraining_due
+def test_the_loop_asks_to_be_woken_for_its_queries_and_schedules_only() -> None:
+    from modelops.core.retraining.triggers import next_retraining_look
 
     loop = Loop(METRIC)
-    assert retraining_due(loop.deployment, T0)  # first look: queries due
+    assert next_retraining_look(loop.deployment, T0) == T0  # first look: queries due
     loop.step(0, value=0.95)
-    assert not retraining_due(loop.deployment, T0 + timedelta(seconds=10))
-    assert retraining_due(loop.deployment, T0 + timedelta(seconds=30))  # the 30s interval
+    assert next_retraining_look(loop.deployment, T0) == T0 + timedelta(seconds=30)  # interval
     nightly = Loop({"name": "nightly", "schedule": "0 3 * * *"})
     nightly.step(0)
-    assert not retraining_due(nightly.deployment, T0 + timedelta(hours=14, minutes=59))
-    assert retraining_due(nightly.deployment, T0 + timedelta(hours=15))
+    assert next_retraining_look(nightly.deployment, T0) == T0 + timedelta(hours=15)
     nightly.body["status"].pop("stable")
-    assert not retraining_due(
-        Loop(METRIC).deployment.model_copy(update={"status": nightly.deployment.status}), T0
-    )
+    stable_less = Loop(METRIC).deployment.model_copy(update={"status": nightly.deployment.status})
+    assert next_retraining_look(stable_less, T0) is None  # nothing to retrain against yet

@@ -1,9 +1,9 @@
-"""The kopf handlers: thin adapters from watch events to the Reconciler."""
+"""The kopf edge: handlers that turn watch events into controller calls, and the start of the
+operator. The only modules that import kopf are this package's."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -18,10 +18,11 @@ from modelops.api.resource import (
     PLURAL,
     VERSION,
 )
+from modelops.controller.config import OperatorConfig
+from modelops.controller.reconciler import Key, Reconciler, key_of, slim
 from modelops.core.decision import EventIntent
 from modelops.core.ownership import MANAGED_BY
 from modelops.handlers.connection import connection_from, login
-from modelops.handlers.reconciler import Key, Reconciler, key_of, slim
 
 PREFIX = "modelops.io"
 
@@ -29,8 +30,28 @@ PREFIX = "modelops.io"
 class Runtime:
     """Operator-wide state, shared by every handler through kopf's memo."""
 
-    reconciler: Reconciler | None = None
-    api: KubernetesApi | None = None
+    def __init__(self, config: OperatorConfig) -> None:
+        self.config = config
+        self.reconciler: Reconciler | None = None
+        self.api: KubernetesApi | None = None
+
+
+def run(config: OperatorConfig, *, verbose: bool, json_logs: bool, liveness: str | None) -> None:
+    """Start the operator: kopf's watches for the configured namespaces, the configuration in
+    its memo."""
+    kopf.configure(
+        verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
+    )
+    if not verbose:
+        # kopf logs every handled watch event; with many deployments that drowns our own lines.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kopf.run(
+        clusterwide=not config.namespaces,
+        namespaces=list(config.namespaces),
+        liveness_endpoint=liveness,
+        standalone=True,
+        memo=kopf.Memo(runtime=Runtime(config)),
+    )
 
 
 def _post_event(body: Mapping[str, Any], event: EventIntent) -> None:
@@ -55,7 +76,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # No watching of CRDs (or namespaces) for new resources: the chart's least-privilege RBAC
     # grants neither. Resources are discovered once at start; installing KServe later needs
     # an operator restart. Namespace globs (cli) turn scanning back on.
-    settings.scanning.disabled = os.environ.get("MODELOPS_SCANNING") != "1"
+    runtime: Runtime = memo.runtime
+    settings.scanning.disabled = not runtime.config.scans_namespaces
     # Reconnect watches that a proxy or load balancer silently dropped.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -65,7 +87,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         f"{MANAGED_BY}=modelops"
     )
     settings.watching.label_selectors["batch", "jobs"] = f"{MANAGED_BY}=modelops"
-    memo.runtime = Runtime()
 
 
 @kopf.on.login()
@@ -79,7 +100,7 @@ async def authenticate(
         previous = runtime.api
         runtime.api = KubernetesApi(connection_from(info))
         if runtime.reconciler is None:
-            runtime.reconciler = Reconciler(runtime.api, _post_event)
+            runtime.reconciler = Reconciler(runtime.api, _post_event, config=runtime.config)
         else:
             runtime.reconciler.use_api(runtime.api)
         if previous is not None:

@@ -93,27 +93,29 @@ def readings_due(deployment: ModelDeployment, now: datetime) -> bool:
     return last is None or now - last >= evaluation_interval(deployment)
 
 
-def retraining_due(deployment: ModelDeployment, now: datetime) -> bool:
-    """Whether the loop needs a look although nothing changed: trigger queries are due, or a
-    schedule's time has come."""
+def next_retraining_look(deployment: ModelDeployment, now: datetime) -> datetime | None:
+    """When the loop next needs a look although nothing changes: the metric and drift triggers'
+    next measurement, or the next time a schedule comes."""
     spec, status = deployment.spec.retraining, deployment.status.retraining
     if spec is None or deployment.status.stable is None:
-        return False
-    if readings_due(deployment, now):
-        return True
-    checked = status.schedule_checked_at if status else None
-    if checked is None:
-        return status is None
+        return None
+    if status is None:
+        return now  # a first look records what counts as already answered
+    times = []
+    if any(t.metric or t.drift for t in spec.triggers):
+        last = status.evaluated_at
+        times.append(now if last is None else last + evaluation_interval(deployment))
+    checked = status.schedule_checked_at
     for trigger in spec.triggers:
-        if trigger.schedule is None:
+        if trigger.schedule is None or checked is None:
             continue
         try:
             due = next_after(parse(trigger.schedule, trigger.time_zone), checked)
         except CronError:
             continue
-        if due is not None and due <= now:
-            return True
-    return False
+        if due is not None:
+            times.append(due)
+    return min(times) if times else None
 
 
 def _breached(trigger: RetrainingTrigger, value: float) -> str | None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
 from modelops.core.analysis import assess, tally
+from modelops.core.conditions import DEGRADED, condition
 from modelops.core.durations import parse_duration
 from modelops.core.rollout.rollback import roll_back_stable
 from modelops.core.rollout.state import Observation, Outcome, RolloutState, label
@@ -23,6 +24,18 @@ def monitor_stable(
     stable = state.stable
     assert stable is not None
     spec = deployment.spec
+    previous = deployment.status
+    if not observation.known and previous.phase in ("Healthy", "RolledBack", "Degraded"):
+        # KServe has not seen what is being applied (a restore of a hand edit, a drained entry
+        # removed): what is served has not changed, so neither does what the status says.
+        degraded = condition(previous.conditions, DEGRADED)
+        return state.outcome(
+            previous.phase,
+            previous.message or f"{label(stable)} serves",
+            degraded=degraded.message
+            if degraded is not None and degraded.status == "True"
+            else None,
+        )
     if not observation.stable_ready:
         return state.outcome(
             "Progressing", f"{label(stable)}: {observation.detail or 'waiting for KServe'}"

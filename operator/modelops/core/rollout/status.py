@@ -136,7 +136,10 @@ def rollout_conditions(
 ) -> list[Condition]:
     """Ready, Progressing, Degraded and (with analysis) MetricsAvailable after the outcome."""
     updates = []
-    if outcome.state.stable is not None and observation.stable_ready:
+    unknown = not observation.known and condition(conditions, READY) is not None
+    if unknown and outcome.problem is None:
+        pass  # KServe has not seen what is being applied: Ready stays as it was
+    elif outcome.state.stable is not None and observation.stable_ready:
         updates.append(ConditionUpdate(READY, "True", "InferenceServiceReady", outcome.message))
     elif outcome.problem:
         updates.append(ConditionUpdate(READY, "False", outcome.problem, outcome.message))

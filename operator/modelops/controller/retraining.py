@@ -10,14 +10,14 @@ from typing import Any
 
 from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.api.resource import ModelDeployment
+from modelops.controller.analysis import AnalysisRunner
+from modelops.controller.metrics import API_WRITES
+from modelops.controller.model_resolver import ModelResolver
 from modelops.core.registry import RegistryFailure
 from modelops.core.retraining.job import JobState, job_state
 from modelops.core.retraining.loop import RetrainingInputs
 from modelops.core.retraining.triggers import readings_due, trigger_queries
 from modelops.core.rollout.rounds import trigger_values
-from modelops.handlers.analysis import AnalysisRunner
-from modelops.handlers.metrics import API_WRITES
-from modelops.handlers.registry import RegistryResolver
 
 logger = logging.getLogger("modelops.retraining")
 
@@ -27,7 +27,7 @@ JobLookup = Callable[[Key], Mapping[str, Any] | None]
 
 class RetrainingLoop:
     def __init__(
-        self, api: KubernetesApi, resolver: RegistryResolver, analysis: AnalysisRunner
+        self, api: KubernetesApi, resolver: ModelResolver, analysis: AnalysisRunner
     ) -> None:
         self._api, self._resolver, self._analysis = api, resolver, analysis
         self.jobs: JobLookup = lambda _: None

@@ -1,10 +1,7 @@
-"""Registry answers for the reconciler: one call per (registry, model, version or alias) per
-poll interval, however many deployments share it, with credentials read from Secrets.
-
-Operator-wide defaults come from the environment (`modelops run` flags set them):
-MODELOPS_REGISTRY_URI, MODELOPS_REGISTRY_CREDENTIALS (namespace/name of a Secret) and
-MODELOPS_ARTIFACTS_DESTINATION.
-"""
+"""Resolves which model version a deployment serves: one registry call per (registry, model,
+version or alias) per poll interval, however many deployments share it, with credentials read
+from Secrets; writes the registry's tags and aliases back. Operator-wide defaults come from
+the configuration (`modelops run --registry-uri ...`)."""
 
 from __future__ import annotations
 
@@ -12,7 +9,6 @@ import asyncio
 import base64
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,11 +17,12 @@ from typing import Any
 from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.adapters.registry import Registry, RegistryConnection, RegistryError
 from modelops.api.resource import ModelDeployment
+from modelops.controller.config import RegistryDefaults
+from modelops.controller.metrics import REGISTRY_CALLS, REGISTRY_ERRORS
 from modelops.core.durations import parse_duration
 from modelops.core.registry import RegistryFailure, RegistryObservation
 from modelops.core.registry_writes import REJECTED_TAG, RegistryWrite
 from modelops.core.retraining.triggers import TRIGGER_ID_TAG
-from modelops.handlers.metrics import REGISTRY_CALLS, REGISTRY_ERRORS
 
 logger = logging.getLogger("modelops.registry")
 
@@ -37,21 +34,6 @@ LOOKUP_DEADLINE_SECONDS = 20.0
 CacheKey = tuple[str, str, str, str, str]  # (tracking URI, secret ns, secret, model, selector)
 
 
-@dataclass(frozen=True)
-class RegistryDefaults:
-    tracking_uri: str | None = None
-    credentials_secret: str | None = None  # namespace/name
-    artifacts_destination: str | None = None
-
-    @classmethod
-    def from_environment(cls) -> RegistryDefaults:
-        return cls(
-            tracking_uri=os.environ.get("MODELOPS_REGISTRY_URI") or None,
-            credentials_secret=os.environ.get("MODELOPS_REGISTRY_CREDENTIALS") or None,
-            artifacts_destination=os.environ.get("MODELOPS_ARTIFACTS_DESTINATION") or None,
-        )
-
-
 @dataclass
 class _Entry:
     observation: RegistryObservation
@@ -59,7 +41,7 @@ class _Entry:
     fresh_for: float
 
 
-class RegistryResolver:
+class ModelResolver:
     def __init__(
         self,
         api: KubernetesApi,
@@ -67,7 +49,7 @@ class RegistryResolver:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
-        self._defaults = defaults or RegistryDefaults.from_environment()
+        self._defaults = defaults or RegistryDefaults()
         self._clock = clock
         self._cache: dict[CacheKey, _Entry] = {}
         self._in_flight: dict[CacheKey, asyncio.Task[RegistryObservation]] = {}
@@ -99,13 +81,15 @@ class RegistryResolver:
         settings = deployment.spec.model.registry
         return parse_duration(settings.poll_interval if settings else "30s").total_seconds()
 
-    def due(self, deployment: ModelDeployment) -> bool:
-        """Whether the registry should be asked again for this deployment."""
+    def seconds_until_due(self, deployment: ModelDeployment) -> float | None:
+        """When the registry should be asked again for this deployment (None: no registry)."""
         key = self._key(deployment)
-        if key is None or key in self._in_flight:
-            return False
+        if key is None:
+            return None
         entry = self._cache.get(key)
-        return entry is None or self._clock() - entry.fetched_at >= entry.fresh_for
+        if entry is None:
+            return 0.0
+        return entry.fetched_at + entry.fresh_for - self._clock()
 
     async def observe(self, deployment: ModelDeployment) -> RegistryObservation:
         key = self._key(deployment)

@@ -28,17 +28,9 @@ from modelops.api.resource import (
     ModelDeployment,
 )
 from modelops.api.status import ModelDeploymentStatus
-from modelops.core.decision import Decision, EventIntent, Problem
-from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
-from modelops.core.reconcile import decide, refused_decision
-from modelops.core.registry_writes import after_registry_writes
-from modelops.core.retraining.loop import candidate_view
-from modelops.core.retraining.triggers import retraining_due
-from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
-from modelops.core.rollout.rounds import analysis_round
-from modelops.core.rollout.wake import wake_due
-from modelops.handlers.analysis import AnalysisRunner
-from modelops.handlers.metrics import (
+from modelops.controller.analysis import AnalysisRunner
+from modelops.controller.config import OperatorConfig
+from modelops.controller.metrics import (
     API_WRITES,
     CANARY_TRAFFIC,
     RECONCILE_DURATION,
@@ -48,8 +40,18 @@ from modelops.handlers.metrics import (
     ROLLOUTS,
     VERSION_INFO,
 )
-from modelops.handlers.registry import RegistryResolver
-from modelops.handlers.retraining import JobLookup, RetrainingLoop
+from modelops.controller.model_resolver import ModelResolver
+from modelops.controller.retraining import JobLookup, RetrainingLoop
+from modelops.controller.timers import Timers
+from modelops.core.decision import Decision, EventIntent, Problem
+from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
+from modelops.core.reconcile import decide, refused_decision
+from modelops.core.registry_writes import after_registry_writes
+from modelops.core.retraining.loop import candidate_view
+from modelops.core.retraining.triggers import next_retraining_look
+from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
+from modelops.core.rollout.rounds import analysis_round
+from modelops.core.rollout.wake import next_rollout_look
 
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
@@ -58,7 +60,6 @@ InferenceServiceLookup = Callable[[Key], Mapping[str, Any] | None]
 logger = logging.getLogger("modelops.reconciler")
 
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-POLL_TICK_SECONDS = 1.0
 
 
 def newer(
@@ -96,27 +97,28 @@ class Reconciler:
         api: KubernetesApi,
         post_event: EventPoster,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        resolver: RegistryResolver | None = None,
+        resolver: ModelResolver | None = None,
         analysis: AnalysisRunner | None = None,
+        config: OperatorConfig | None = None,
     ) -> None:
+        config = config or OperatorConfig()
         self._api = api
-        self._resolver = resolver or RegistryResolver(api)
-        self._analysis = analysis or AnalysisRunner(api)
+        self._resolver = resolver or ModelResolver(api, config.registry)
+        self._analysis = analysis or AnalysisRunner(api, config.prometheus_url)
         self._routes: dict[Key, Mapping[str, Any]] = {}
         self._refused: dict[Key, tuple[str, Problem]] = {}
         self._retraining = RetrainingLoop(api, self._resolver, self._analysis)
         self._exported: dict[Key, set[tuple[str, str]]] = {}
         self._lookup: InferenceServiceLookup | None = None
         self._models: dict[Key, tuple[str, ModelDeployment]] = {}
-        self._poller: asyncio.Task[None] | None = None
+        self._timers = Timers(self._look_again)
         self._post_event = post_event
         self._clock = clock
         self._deployments: dict[Key, Mapping[str, Any]] = {}
         self._written_services: dict[Key, Mapping[str, Any]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._attempts: dict[Key, int] = {}
-        self._retries: dict[Key, asyncio.TimerHandle] = {}
-        self._retry_tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
@@ -141,9 +143,7 @@ class Reconciler:
                 CANARY_TRAFFIC.remove(*key)
             self._locks.pop(key, None)
             self._attempts.pop(key, None)
-            retry = self._retries.pop(key, None)
-            if retry:
-                retry.cancel()
+            self._timers.cancel(key)
         else:
             newest = newer(body, self._deployments.get(key))
             assert newest is not None
@@ -171,8 +171,6 @@ class Reconciler:
         self._lookup = inference_services
         if jobs is not None:
             self._retraining.jobs = jobs
-        if self._poller is None:
-            self._poller = asyncio.get_running_loop().create_task(self._poll_registry())
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             body = self._deployments.get(key)
@@ -183,10 +181,11 @@ class Reconciler:
                     outcome = await self._reconcile_once(key, body, inference_services)
             except (ApiError, OSError, TimeoutError) as error:
                 RECONCILES.labels("retry").inc()
-                self._schedule_retry(key, inference_services, error)
+                self._schedule_retry(key, error)
             else:
                 RECONCILES.labels(outcome).inc()
                 self._attempts.pop(key, None)
+                self._timers.set(key, self._next_look(key))
 
     async def _reconcile_once(
         self, key: Key, body: Mapping[str, Any], inference_services: InferenceServiceLookup
@@ -360,27 +359,32 @@ class Reconciler:
         self.observe_deployment(written)
         return True
 
-    async def _poll_registry(self) -> None:
-        """Reconcile deployments whose registry answer is due (an alias may have moved), whose
-        analysis round is due, or whose step has run its time."""
-        while True:
-            await asyncio.sleep(POLL_TICK_SECONDS)
-            lookup = self._lookup
-            if lookup is None:
-                continue
-            now = self._clock()
-            for key, body in list(self._deployments.items()):
-                deployment = self._parsed(key, body)
-                if deployment is None:
-                    continue
-                registry_due = deployment.spec.serving.storage_uri is None and self._resolver.due(
-                    deployment
-                )
-                woken = wake_due(deployment, now) or retraining_due(deployment, now)
-                if registry_due or woken:
-                    task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
-                    self._retry_tasks.add(task)
-                    task.add_done_callback(self._retry_tasks.discard)
+    def _next_look(self, key: Key) -> float | None:
+        """Seconds until the deployment needs a look although nothing changes: the earliest of
+        what core asks for (rollout, analysis, retraining) and its next registry poll."""
+        deployment = self._parsed(key, self._deployments.get(key, {}))
+        if deployment is None:
+            return None
+        now = self._clock()
+        delays = [
+            (when - now).total_seconds()
+            for when in (next_rollout_look(deployment, now), next_retraining_look(deployment, now))
+            if when is not None
+        ]
+        if deployment.spec.serving.storage_uri is None:
+            registry = self._resolver.seconds_until_due(deployment)
+            if registry is not None:
+                delays.append(registry)
+        return min(delays) if delays else None
+
+    def _look_again(self, key: Key) -> None:
+        lookup = self._lookup
+        if lookup is None or key not in self._deployments:
+            return
+        # Keep a reference: the event loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _parsed(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | None:
         """The deployment as a model, parsed once per resourceVersion (the poll runs often)."""
@@ -395,22 +399,12 @@ class Reconciler:
         self._models[key] = (version, deployment)
         return deployment
 
-    def _schedule_retry(self, key: Key, lookup: InferenceServiceLookup, error: Exception) -> None:
+    def _schedule_retry(self, key: Key, error: Exception) -> None:
         attempt = self._attempts.get(key, 0)
         self._attempts[key] = attempt + 1
         delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
         logger.warning("Reconcile of %s/%s failed (%s); retrying in %.0fs", *key, error, delay)
-        previous = self._retries.pop(key, None)
-        if previous:
-            previous.cancel()
-        loop = asyncio.get_running_loop()
-        self._retries[key] = loop.call_later(delay, self._start_retry, key, lookup)
-
-    def _start_retry(self, key: Key, lookup: InferenceServiceLookup) -> None:
-        # Keep a reference: the event loop holds tasks only weakly.
-        task = asyncio.get_running_loop().create_task(self.reconcile(key, lookup))
-        self._retry_tasks.add(task)
-        task.add_done_callback(self._retry_tasks.discard)
+        self._timers.set(key, delay)
 
 
 def _dump(status: ModelDeploymentStatus) -> dict[str, Any]:

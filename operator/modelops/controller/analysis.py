@@ -1,10 +1,10 @@
-"""Runs analysis rounds: the queries core.progressive plans, sent to Prometheus, judged by
+"""Runs analysis rounds: the queries core.rollout.rounds plans, sent to Prometheus, judged by
 core.analysis. At most one query per metric per deployment per interval: the status records
 the last round, and a round that ran but whose status write failed is not repeated early.
 
-The operator-wide Prometheus comes from MODELOPS_PROMETHEUS_URL (`modelops run
---prometheus-url`); a deployment's spec.analysis.prometheus overrides it, with credentials from
-a Secret in the deployment's namespace (token, or username and password; ca.crt for TLS).
+The operator-wide Prometheus comes from the configuration (`modelops run --prometheus-url`); a
+deployment's spec.analysis.prometheus overrides it, with credentials from a Secret in the
+deployment's namespace (token, or username and password; ca.crt for TLS).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import base64
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,12 +21,12 @@ from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.adapters.prometheus import Prometheus, PrometheusConnection
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
+from modelops.controller.metrics import MEASUREMENTS, PROMETHEUS_ERRORS
 from modelops.core.analysis import QueryFailed, judge
 from modelops.core.durations import parse_duration
 from modelops.core.promql import TemplateError
 from modelops.core.retraining.triggers import Reading
 from modelops.core.rollout.rounds import AnalysisRound
-from modelops.handlers.metrics import MEASUREMENTS, PROMETHEUS_ERRORS
 
 logger = logging.getLogger("modelops.analysis")
 
@@ -42,7 +41,7 @@ class AnalysisRunner:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
-        self._default_url = default_url or os.environ.get("MODELOPS_PROMETHEUS_URL") or None
+        self._default_url = default_url
         self._clock = clock
         self._servers: dict[PrometheusConnection, Prometheus] = {}
         self._last_round: dict[tuple[Key, str, str | None], float] = {}

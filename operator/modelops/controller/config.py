@@ -1,0 +1,35 @@
+"""The operator's configuration: one typed object built by `modelops run` from its flags (and
+their environment variables), handed to the controller through kopf's memo. Nothing reads it
+back from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GLOB_CHARACTERS = set("*?[!")
+
+
+@dataclass(frozen=True)
+class RegistryDefaults:
+    """The MLflow registry of deployments that name none."""
+
+    tracking_uri: str | None = None
+    credentials_secret: str | None = None
+    """NAMESPACE/NAME of a Secret with MLFLOW_TRACKING_TOKEN or USERNAME/PASSWORD."""
+    artifacts_destination: str | None = None
+    """The store the server proxies: mlflow-artifacts:/ URIs map onto it."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    registry: RegistryDefaults = field(default_factory=RegistryDefaults)
+    prometheus_url: str | None = None
+    """Prometheus for analyses without spec.analysis.prometheus."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (globs allowed); all when empty."""
+
+    @property
+    def scans_namespaces(self) -> bool:
+        """Namespace globs need kopf's namespace scanning (list/watch namespaces); exact names
+        and cluster-wide watching do not."""
+        return any(GLOB_CHARACTERS & set(name) for name in self.namespaces)
