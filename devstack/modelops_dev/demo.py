@@ -22,8 +22,8 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
-from rich.text import Text
 
+from modelops.views import status_table
 from modelops_dev.scenario import Cluster, Scenario, Snapshot, Stage, StageMissedError
 from modelops_dev.stack import DEFAULT_DIR, Stack
 
@@ -47,38 +47,9 @@ def stage_table(stages: list[Stage]) -> Table:
 
 
 def state_table(snapshot: Snapshot) -> Table:
-    status = snapshot.status
-    table = Table(show_header=False, expand=True)
-    table.add_column("what", style="bold")
-    table.add_column("now", overflow="fold")
-    table.add_row("phase", f"{status.get('phase', '-')}: {status.get('message', '')}")
-    table.add_row("traffic split", str(status.get("traffic", "-")))
-    canary = status.get("canary") or {}
-    if canary:
-        table.add_row(
-            "canary",
-            f"version {canary.get('version')} step {canary.get('step', 0) + 1} at "
-            f"{canary.get('traffic')}%"
-            + (f" (paused: {canary['pausedReason']})" if canary.get("pausedReason") else ""),
-        )
-    for metric in (status.get("analysis") or {}).get("metrics", []):
-        colour = {"Pass": "green", "Fail": "red"}.get(metric["verdict"], "yellow")
-        table.add_row(
-            f"  {metric['name']}",
-            Text(f"{metric['verdict']}: {metric.get('message', '')}", style=colour),
-        )
-    for rejected in status.get("rejectedVersions", []):
-        table.add_row("rejected", f"version {rejected.get('version')}: {rejected.get('reason')}")
-    for job in snapshot.jobs:
-        state = job.get("status") or {}
-        phase = (
-            "succeeded"
-            if state.get("succeeded")
-            else "failed"
-            if state.get("failed")
-            else "running"
-        )
-        table.add_row("retraining Job", f"{job['metadata']['name']}: {phase}")
+    """The operator's own view of the deployment (`modelops status --watch`), and the demo's
+    traffic."""
+    table = status_table(snapshot.status, snapshot.jobs)
     traffic = snapshot.traffic
     if traffic:
         table.add_row(

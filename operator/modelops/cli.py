@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("pause", "hold the rollout at its current step"),
         ("resume", "let a paused rollout continue"),
         ("retry", "allow a rejected version to be rolled out again"),
+        ("retrain", "start a retraining Job now (one at a time; cooldown and backoff aside)"),
     ):
         control = commands.add_parser(action, help=help_text)
         control.add_argument("name", help="ModelDeployment name")
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
             control.add_argument("--version", default=None, help="the version meant (checked)")
         if action == "status":
             control.add_argument("-o", "--output", choices=["text", "json"], default="text")
+            control.add_argument("-w", "--watch", action="store_true",
+                                 help="a live view, redrawn as the deployment changes (needs modelops[cli])")  # fmt: skip
+        if action == "retrain":
+            control.add_argument("--reason", default=None, help="why, recorded with the run")
 
     initializer = commands.add_parser(
         "storage-initializer",
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_operator(args)
     if args.command == "storage-initializer":
         return storage_initializer(args.pairs)
-    if args.command in ("status", "promote", "rollback", "pause", "resume", "retry"):
+    if args.command in ("status", "promote", "rollback", "pause", "resume", "retry", "retrain"):
         from modelops import commands
 
         return commands.main(
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             args.namespace,
             getattr(args, "version", None),
             getattr(args, "output", "text") == "json",
+            reason=getattr(args, "reason", None),
+            follow=getattr(args, "watch", False),
         )
     return 2
 

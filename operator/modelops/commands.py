@@ -1,4 +1,5 @@
-"""Manual controls through the kubeconfig: `modelops status|promote|rollback|pause|resume|retry`.
+"""Manual controls through the kubeconfig: `modelops status|promote|rollback|pause|resume|retry|
+retrain` (also `kubectl modelops ...`).
 
 Each request is an annotation on the ModelDeployment (never its spec): the operator acts on a
 request value once and records it in status.handledRequests, so the CLI stamps each value with
@@ -16,14 +17,16 @@ from typing import Any
 
 from modelops.adapters.kubernetes import ApiError, KubernetesApi, namespaced_path
 from modelops.api.resource import GROUP, PLURAL, VERSION
-from modelops.core.rollout.state import (
+from modelops.core.requests import (
     PAUSED_ANNOTATION,
     PROMOTE_ANNOTATION,
+    RETRAIN_ANNOTATION,
     RETRY_ANNOTATION,
     ROLLBACK_ANNOTATION,
 )
 
-ACTIONS = ("status", "promote", "rollback", "pause", "resume", "retry")
+ACTIONS = ("status", "promote", "rollback", "pause", "resume", "retry", "retrain")
+WATCH_SECONDS = 2.0
 
 
 async def _api() -> KubernetesApi:
@@ -71,7 +74,47 @@ def describe(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def run(action: str, name: str, namespace: str, version: str | None, as_json: bool) -> int:
+async def watch(api: KubernetesApi, path: str, namespace: str, name: str) -> int:
+    """`modelops status NAME --watch`: the live view, redrawn as the deployment changes."""
+    try:
+        from rich.console import Console
+        from rich.live import Live
+
+        from modelops.views import status_table
+    except ImportError:
+        print("modelops: --watch needs rich: pip install 'modelops[cli]'", file=sys.stderr)
+        return 2
+    jobs_path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    selector = {"labelSelector": f"modelops.io/deployment={name}"}
+    console = Console()
+    with Live(console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                body = await api.get(path)
+                if body is None:
+                    print(f"modelops: {namespace}/{name} is gone", file=sys.stderr)
+                    return 1
+                try:
+                    jobs = (await api.request("GET", jobs_path, params=selector)).get("items", [])
+                except ApiError:
+                    jobs = []  # not allowed to list Jobs: the status still says what runs
+                table = status_table(body.get("status") or {}, jobs)
+                table.title = f"{namespace}/{name}"
+                live.update(table, refresh=True)
+                await asyncio.sleep(WATCH_SECONDS)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            return 0
+
+
+async def run(
+    action: str,
+    name: str,
+    namespace: str,
+    version: str | None,
+    as_json: bool,
+    reason: str | None = None,
+    follow: bool = False,
+) -> int:
     api = await _api()
     path = namespaced_path(GROUP, VERSION, PLURAL, namespace, name)
     try:
@@ -81,9 +124,18 @@ async def run(action: str, name: str, namespace: str, version: str | None, as_js
             return 1
         status = body.get("status") or {}
         annotations: dict[str, str | None] = {}
+        if action == "status" and follow:
+            return await watch(api, path, namespace, name)
         if action == "status":
             print(json.dumps(status, indent=2) if as_json else describe(body))
             return 0
+        if action == "retrain":
+            if not (body.get("spec") or {}).get("retraining"):
+                print(f"modelops: {name} has no spec.retraining: there is no Job to start",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            annotations[RETRAIN_ANNOTATION] = f"{stamp} {reason or ''}".strip()
         if action == "promote":
             canary = (status.get("canary") or {}).get("version")
             if not status.get("canary"):
@@ -114,5 +166,16 @@ async def run(action: str, name: str, namespace: str, version: str | None, as_js
         await api.close()
 
 
-def main(action: str, name: str, namespace: str, version: str | None, as_json: bool) -> int:
-    return asyncio.run(run(action, name, namespace, version, as_json))
+def main(
+    action: str,
+    name: str,
+    namespace: str,
+    version: str | None,
+    as_json: bool,
+    reason: str | None = None,
+    follow: bool = False,
+) -> int:
+    try:
+        return asyncio.run(run(action, name, namespace, version, as_json, reason, follow))
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C ends `status --watch`

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from mlflow import MlflowClient
 
-from modelops.core.rollout.state import ROLLBACK_ANNOTATION
+from modelops.core.requests import ROLLBACK_ANNOTATION
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.helpers import (

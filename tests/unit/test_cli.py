@@ -50,3 +50,11 @@ def test_manual_controls_take_a_name_and_namespace() -> None:
         "models",
         "8",
     )
+
+
+def test_retrain_takes_a_reason_and_status_a_watch() -> None:
+    args = build_parser().parse_args(["retrain", "fraud", "-n", "risk", "--reason", "new labels"])
+    assert (args.command, args.name, args.namespace, args.reason) == (
+        "retrain", "fraud", "risk", "new labels")  # fmt: skip
+    assert build_parser().parse_args(["status", "fraud", "--watch"]).watch is True
+    assert build_parser().parse_args(["status", "fraud"]).watch is False

@@ -286,3 +286,35 @@ def test_the_loop_asks_to_be_woken_for_its_queries_and_schedules_only() -> None:
     nightly.body["status"].pop("stable")
     stable_less = Loop(METRIC).deployment.model_copy(update={"status": nightly.deployment.status})
     assert next_retraining_look(stable_less, T0) is None  # nothing to retrain against yet
+
+
+def test_a_person_asks_for_retraining_once_and_only_one_job_runs_at_a_time() -> None:
+    from modelops.core.reconcile import decide
+    from tests.unit.rollout_driver import served_by_kserve, with_status
+
+    body = deployment_body(spec__retraining={
+        "triggers": [{"name": "nightly", "schedule": "0 3 * * *"}], "cooldown": "6h",
+        "jobTemplate": TEMPLATE})  # fmt: skip
+    first = decide(ModelDeployment.model_validate(body), None, T0)
+    assert first.inference_service is not None
+    observed = served_by_kserve(first.inference_service)
+    healthy = decide(with_status(body, first), observed, T0)
+    settled = decide(with_status(body, healthy), observed, T0)
+    body["metadata"]["annotations"] = {
+        "modelops.io/retrain": "20261130T120100Z drift after the sale"
+    }
+    asked = decide(with_status(body, settled), observed, T0 + timedelta(minutes=1))
+    assert asked.job is not None and asked.retraining_results == ("started",)
+    run = asked.status.retraining.current  # type: ignore[union-attr]
+    assert run is not None and run.trigger_id.startswith("manual-")
+    assert run.reason == "manual: drift after the sale"
+    assert asked.status.handled_requests["retrain"] == "20261130T120100Z drift after the sale"
+    # Acted on once: the same value again starts nothing new.
+    again = decide(with_status(body, asked), observed, T0 + timedelta(minutes=2))
+    assert again.retraining_results == () and again.job is not None  # the running Job, kept
+    # A new request while the Job runs is said and not acted on: one Job at a time.
+    body["metadata"]["annotations"] = {"modelops.io/retrain": "20261130T120300Z again"}
+    busy = decide(with_status(body, again), observed, T0 + timedelta(minutes=3))
+    assert [e.reason for e in busy.events] == ["RetrainingSuppressed"]
+    assert "is running" in busy.events[0].message
+    assert busy.status.retraining.current.trigger_id == run.trigger_id  # type: ignore[union-attr]

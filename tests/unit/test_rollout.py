@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelops.core.conditions import condition
-from modelops.core.rollout.state import (
+from modelops.core.requests import (
     PAUSED_ANNOTATION,
     PROMOTE_ANNOTATION,
     RETRY_ANNOTATION,

@@ -53,9 +53,13 @@ class RetrainingLoop:
                 found = await self._resolver.find_candidate(
                     deployment, state.current.trigger_id, alias
                 )
-                if isinstance(found, RegistryFailure):
+                if isinstance(found, RegistryFailure) and found.transient:
                     logger.warning("Candidate lookup: %s; asking again", found.message)
                     job = "Running"
+                elif isinstance(found, RegistryFailure):
+                    # No registry to ask (none configured, or it refuses): the Job registered
+                    # nothing modelops can find, said as NoCandidate rather than waited for.
+                    logger.warning("Candidate lookup: %s", found.message)
                 else:
                     candidate = found
         readings = None

@@ -21,8 +21,15 @@ from modelops.core.conditions import (
     with_condition,
 )
 from modelops.core.decision import EventIntent
+from modelops.core.requests import requests_from
 from modelops.core.retraining.job import JobState
 from modelops.core.retraining.triggers import Reading, plan
+
+
+def manual_reason(request: str) -> str:
+    """The reason a person gave `modelops retrain` (the annotation is "<time> <reason>")."""
+    _, _, reason = request.partition(" ")
+    return reason.strip() or "requested by a person (modelops retrain)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ def apply_retraining(
         else None
     )
     current = deployment.model_copy(update={"status": status})
+    request = requests_from(deployment.metadata.annotations, status.handled_requests).retrain
     planned = plan(
         current,
         now,
@@ -67,6 +75,7 @@ def apply_retraining(
         automatic[-1] if automatic else None,
         degraded_since,
         inputs.tracking_uri,
+        manual=manual_reason(request) if request is not None else None,
     )
     retraining = planned.status
     candidate = retraining.candidate_version
@@ -75,6 +84,8 @@ def apply_retraining(
     if candidate is not None and (candidate == stable or candidate in rejected):
         retraining = retraining.model_copy(update={"candidate_version": None})
     update: dict[str, Any] = {"retraining": retraining}
+    if request is not None:
+        update["handled_requests"] = {**status.handled_requests, "retrain": request}
     run = retraining.current
     if retraining.phase == "Running" and run is not None:
         if status.phase in ("Healthy", "RolledBack", "Degraded"):

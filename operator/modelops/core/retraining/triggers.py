@@ -29,6 +29,8 @@ BACKOFF_CAP = timedelta(hours=1)
 HISTORY = 10
 
 
+MANUAL_TRIGGER = "manual"
+"""The trigger name of a firing a person asked for (`modelops retrain`)."""
 Event = tuple[Literal["Normal", "Warning"], str, str]
 """An Event to post: type, reason, message."""
 
@@ -178,10 +180,13 @@ def plan(
     rollback_at: datetime | None,
     degraded_since: datetime | None,
     tracking_uri: str | None = None,
+    manual: str | None = None,
 ) -> RetrainingDecision:
     """One step of the loop. `job` is the observed state of the current Job; `candidate` the
     version it registered (looked up once the Job succeeded); `rollback_at` the latest automatic
-    rollback; `degraded_since` when post-promotion monitoring marked the deployment Degraded."""
+    rollback; `degraded_since` when post-promotion monitoring marked the deployment Degraded;
+    `manual` the reason of a `modelops retrain` request not yet acted on (it fires at once,
+    cooldown and backoff aside, unless a Job runs: one at a time)."""
     spec = deployment.spec.retraining
     assert spec is not None
     status = deployment.status.retraining or RetrainingStatus()
@@ -191,8 +196,20 @@ def plan(
         status = _job_ended(status, job, candidate, now, events, results)
         if status.phase == "Running":
             assert status.current is not None
+            if manual is not None:
+                why = f"manual: {manual}; not retraining: Job {status.current.job} is running"
+                events.append(("Warning", "RetrainingSuppressed", why))
             job_spec = retraining_job(deployment, status.current, tracking_uri)
             return RetrainingDecision(status, job_spec, events, results)
+    if manual is not None:
+        status = _fire(deployment, status, MANUAL_TRIGGER, manual, now)
+        assert status.current is not None
+        run = status.current
+        events.append(("Normal", "RetrainingStarted", f"{run.reason}; started Job {run.job}"))
+        results.append("started")
+        return RetrainingDecision(
+            status, retraining_job(deployment, run, tracking_uri), events, results
+        )
 
     if deployment.status.retraining is None:
         status = _first_look(status, rollback_at, degraded_since, now)

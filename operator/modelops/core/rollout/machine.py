@@ -23,6 +23,7 @@ from modelops.api.status import (
 from modelops.core.analysis import assess, tally
 from modelops.core.decision import EventIntent
 from modelops.core.durations import parse_duration
+from modelops.core.requests import Requests
 from modelops.core.rollout.monitoring import monitor_stable
 from modelops.core.rollout.promotion import promote
 from modelops.core.rollout.readiness import (
@@ -36,7 +37,6 @@ from modelops.core.rollout.rollback import restore, roll_back_canary, roll_back_
 from modelops.core.rollout.state import (
     Observation,
     Outcome,
-    Requests,
     RolloutState,
     canary_name,
     first_predictor_name,

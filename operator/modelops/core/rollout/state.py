@@ -24,15 +24,6 @@ from modelops.api.status import (
 from modelops.core.decision import EventIntent
 from modelops.core.served import ServedModel
 
-PROMOTE_ANNOTATION = "modelops.io/promote"
-ROLLBACK_ANNOTATION = "modelops.io/rollback"
-RETRY_ANNOTATION = "modelops.io/retry"
-PAUSED_ANNOTATION = "modelops.io/paused"
-REQUEST_ANNOTATIONS = {
-    "promote": PROMOTE_ANNOTATION,
-    "rollback": ROLLBACK_ANNOTATION,
-    "retry": RETRY_ANNOTATION,
-}
 PREDICTOR_SUFFIX = len("--predictor")
 DNS_LABEL = 63
 
@@ -56,17 +47,6 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Requests:
-    """Manual controls from annotations. promote/rollback/retry hold values not yet acted on
-    (a request acts once per value, recorded in status.handledRequests)."""
-
-    paused: bool = False
-    promote: str | None = None
-    rollback: str | None = None
-    retry: str | None = None
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What one transition decided: the working state it ended in (the rollout part of the new
     status, the events to post, the counters to move) and how to report it."""
@@ -80,17 +60,6 @@ class Outcome:
     """Why it cannot become Ready (a reason such as ProgressDeadlineExceeded), when it cannot."""
     metrics_problem: str | None = None
     """Why the analysis has no verdict, when it pauses the rollout."""
-
-
-def requests_from(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
-    def fresh(kind: str) -> str | None:
-        value = annotations.get(REQUEST_ANNOTATIONS[kind])
-        return value if value is not None and handled.get(kind) != value else None
-
-    paused = annotations.get(PAUSED_ANNOTATION, "").lower() in ("true", "yes", "1")
-    return Requests(
-        paused=paused, promote=fresh("promote"), rollback=fresh("rollback"), retry=fresh("retry")
-    )
 
 
 def steps_of(rollout: RolloutSpec | None) -> list[TrafficStep]:

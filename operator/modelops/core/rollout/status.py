@@ -26,6 +26,7 @@ from modelops.core.conditions import (
 from modelops.core.decision import Decision, EventIntent
 from modelops.core.patches import edited_by_others
 from modelops.core.registry_writes import registry_writes
+from modelops.core.requests import requests_from
 from modelops.core.retraining.loop import RetrainingInputs, apply_retraining
 from modelops.core.rollout.machine import progress
 from modelops.core.rollout.objects import (
@@ -35,7 +36,7 @@ from modelops.core.rollout.objects import (
     routed,
 )
 from modelops.core.rollout.observe import NO_FACTS, WorkloadFacts, matches, observe
-from modelops.core.rollout.state import Observation, Outcome, requests_from
+from modelops.core.rollout.state import Observation, Outcome
 from modelops.core.rollout.traffic import honoured
 from modelops.core.served import ServedModel
 
