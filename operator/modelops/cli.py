@@ -177,13 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         from modelops import commands
 
         return commands.main(
-            args.command,
-            args.name,
-            args.namespace,
-            getattr(args, "version", None),
-            getattr(args, "output", "text") == "json",
-            reason=getattr(args, "reason", None),
-            follow=getattr(args, "watch", False),
+            commands.Command(
+                args.command,
+                args.name,
+                args.namespace,
+                version=getattr(args, "version", None),
+                as_json=getattr(args, "output", "text") == "json",
+                reason=getattr(args, "reason", None),
+                follow=getattr(args, "watch", False),
+            )
         )
     return 2
 

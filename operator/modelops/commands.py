@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,15 +107,27 @@ async def watch(api: KubernetesApi, path: str, namespace: str, name: str) -> int
             return 0
 
 
-async def run(
-    action: str,
-    name: str,
-    namespace: str,
-    version: str | None,
-    as_json: bool,
-    reason: str | None = None,
-    follow: bool = False,
-) -> int:
+@dataclass(frozen=True)
+class Command:
+    """One invocation: the action, the deployment, and its options."""
+
+    action: str
+    name: str
+    namespace: str
+    version: str | None = None
+    as_json: bool = False
+    reason: str | None = None
+    follow: bool = False
+
+
+async def run(command: Command) -> int:
+    action, name, namespace = command.action, command.name, command.namespace
+    version, as_json, reason, follow = (
+        command.version,
+        command.as_json,
+        command.reason,
+        command.follow,
+    )
     api = await _api()
     path = namespaced_path(GROUP, VERSION, PLURAL, namespace, name)
     try:
@@ -166,16 +179,8 @@ async def run(
         await api.close()
 
 
-def main(
-    action: str,
-    name: str,
-    namespace: str,
-    version: str | None,
-    as_json: bool,
-    reason: str | None = None,
-    follow: bool = False,
-) -> int:
+def main(command: Command) -> int:
     try:
-        return asyncio.run(run(action, name, namespace, version, as_json, reason, follow))
+        return asyncio.run(run(command))
     except KeyboardInterrupt:
         return 0  # Ctrl-C ends `status --watch`

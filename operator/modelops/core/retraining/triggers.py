@@ -203,13 +203,7 @@ def plan(
             return RetrainingDecision(status, job_spec, events, results)
     if manual is not None:
         status = _fire(deployment, status, MANUAL_TRIGGER, manual, now)
-        assert status.current is not None
-        run = status.current
-        events.append(("Normal", "RetrainingStarted", f"{run.reason}; started Job {run.job}"))
-        results.append("started")
-        return RetrainingDecision(
-            status, retraining_job(deployment, run, tracking_uri), events, results
-        )
+        return _started(deployment, status, events, results, tracking_uri)
 
     if deployment.status.retraining is None:
         status = _first_look(status, rollback_at, degraded_since, now)
@@ -223,8 +217,19 @@ def plan(
         events.append(("Normal", "RetrainingSuppressed", why))
         return RetrainingDecision(status, None, events, results)
     status = _fire(deployment, status, fired.name, fired.why, now)
-    assert status.current is not None
+    return _started(deployment, status, events, results, tracking_uri)
+
+
+def _started(
+    deployment: ModelDeployment,
+    status: RetrainingStatus,
+    events: list[Event],
+    results: list[str],
+    tracking_uri: str | None,
+) -> RetrainingDecision:
+    """A firing just recorded: say so, count it, and ask for its Job."""
     run = status.current
+    assert run is not None
     events.append(("Normal", "RetrainingStarted", f"{run.reason}; started Job {run.job}"))
     results.append("started")
     return RetrainingDecision(
