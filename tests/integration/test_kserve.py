@@ -59,7 +59,7 @@ def test_an_operator_written_service_is_reconciled_by_kserve_into_a_deployment(
 
     def predictor_deployment() -> Any:
         try:
-            return apps.read_namespaced_deployment("fraud-predictor", namespace)
+            return apps.read_namespaced_deployment("fraud-v3-predictor", namespace)
         except client.ApiException as error:
             if error.status == 404:
                 return None
