@@ -4,6 +4,11 @@ veth to a bridge the local stack owns, and an address from a private range the s
 Everything created is recorded in <state dir>/network.json, and `down` removes exactly that:
 the namespaces (their veths go with them) and the bridge. Traffic only ever flows between the
 host end of the bridge and namespaces created here. Needs root (as CI and the sessions are).
+
+A stack killed before its `down` (a crashed test run, a lost machine session) leaves its bridge
+and namespaces behind. The bridge's alias names the process that made it, so the next stack
+can tell such leftovers (that process gone, nothing running in its namespaces) from a running
+stack or a link that is not ours, and remove them instead of refusing to start.
 """
 
 from __future__ import annotations
@@ -24,8 +29,30 @@ DEFAULT_BRIDGE = os.environ.get("MODELOPS_BRIDGE", "mobr0")
 ETC_NETNS = Path("/etc/netns")
 
 
+OWNER_MARK = "modelops-stack"
+
+
 class NetworkError(RuntimeError):
     pass
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (tells a live process from a reused pid), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_mark() -> str:
+    return f"{OWNER_MARK} pid={os.getpid()} start={_start_time(os.getpid())}"
+
+
+def _owner_alive(alias: str) -> bool:
+    fields = dict(part.split("=", 1) for part in alias.split()[1:] if "=" in part)
+    pid = fields.get("pid", "")
+    return pid.isdigit() and _start_time(int(pid)) == fields.get("start")
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -66,17 +93,15 @@ class PodNetwork:
 
     def up(self) -> None:
         """Create the bridge with the gateway address (refusing a range the machine uses)."""
-        if self._bridge_created or _ip("link", "show", self.bridge, check=False).returncode == 0:
-            if not self._bridge_created:
-                raise NetworkError(
-                    f"a link named {self.bridge} already exists and was not made by this stack; "
-                    "set MODELOPS_BRIDGE to another name"
-                )
+        if self._bridge_created:
             return
+        if _ip("link", "show", self.bridge, check=False).returncode == 0:
+            self._reclaim_leftover()
         self._refuse_overlap()
         _ip("link", "add", self.bridge, "type", "bridge")
         self._bridge_created = True
         self._save()
+        _ip("link", "set", self.bridge, "alias", _owner_mark())
         _ip("addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
 
@@ -142,6 +167,32 @@ class PodNetwork:
         return list(self._sandboxes.values())
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _reclaim_leftover(self) -> None:
+        """Remove a bridge of the same name left by a stack that died, or refuse to go on."""
+        shown = json.loads(_ip("-j", "-d", "link", "show", self.bridge).stdout)[0]
+        alias = shown.get("ifalias", "")
+        if not alias.startswith(OWNER_MARK):
+            raise NetworkError(
+                f"a link named {self.bridge} already exists and was not made by this stack; "
+                "set MODELOPS_BRIDGE to another name"
+            )
+        enslaved = json.loads(_ip("-j", "link", "show", "master", self.bridge).stdout or "[]")
+        namespaces = [
+            "modelops-" + link["ifname"].removeprefix("mo")
+            for link in enslaved
+            if link["ifname"].startswith("mo")
+        ]
+        running = [ns for ns in namespaces if _ip("netns", "pids", ns, check=False).stdout.strip()]
+        if _owner_alive(alias) or running:
+            raise NetworkError(
+                f"the bridge {self.bridge} belongs to a local stack that is still running "
+                f"({alias}); stop it first (modelops-dev down) or set MODELOPS_BRIDGE"
+            )
+        for namespace in namespaces:
+            _ip("netns", "del", namespace, check=False)
+            shutil.rmtree(ETC_NETNS / namespace, ignore_errors=True)
+        _ip("link", "del", self.bridge)
 
     def _next_address(self) -> str:
         used = {self.gateway, *(s.address for s in self._sandboxes.values())}

@@ -79,3 +79,47 @@ def test_a_range_the_machine_uses_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="overlaps"):
         network.up()
     assert "motest1" not in links()
+
+
+def _stack_in_a_process(state: Path, bridge: str, *, stay: bool) -> subprocess.Popen[bytes]:
+    """A process that makes a bridge and one sandbox, then exits without `down` (or stays)."""
+    code = (
+        "import sys, time; from pathlib import Path; from modelops_dev.network import PodNetwork; "
+        f"n = PodNetwork(Path({str(state)!r}), cidr='10.219.0.0/16', bridge={bridge!r}); "
+        "n.up(); n.add('orphan'); print(n.sandboxes()[0].namespace, flush=True); "
+        f"time.sleep(600 if {stay} else 0)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+
+
+def test_leftovers_of_a_dead_stack_are_reclaimed_and_a_running_or_foreign_one_is_not(
+    tmp_path: Path,
+) -> None:
+    bridge = "motest2"
+    owner = _stack_in_a_process(tmp_path / "first", bridge, stay=True)
+    assert owner.stdout is not None
+    orphan = owner.stdout.readline().decode().strip()
+    network = PodNetwork(tmp_path / "second", cidr="10.219.0.0/16", bridge=bridge)
+    try:
+        # The owner still lives: its bridge is not taken from it.
+        with pytest.raises(RuntimeError, match="still running"):
+            network.up()
+        owner.kill()
+        owner.wait(timeout=10)
+        assert bridge in links() and orphan in namespaces()
+        network.up()  # the dead stack's bridge and namespace go, a new bridge comes
+        assert orphan not in namespaces()
+        assert bridge in links()
+    finally:
+        network.down()
+        PodNetwork(tmp_path / "first").down()
+    assert bridge not in links()
+
+    # A link this project did not make is never touched.
+    subprocess.run(["ip", "link", "add", "motest3", "type", "bridge"], check=True)
+    try:
+        with pytest.raises(RuntimeError, match="not made by this stack"):
+            PodNetwork(tmp_path / "third", cidr="10.219.0.0/16", bridge="motest3").up()
+        assert "motest3" in links()
+    finally:
+        subprocess.run(["ip", "link", "del", "motest3"], check=True)
