@@ -118,14 +118,19 @@ def ensure_binaries() -> Binaries:
 
 
 def kserve_home() -> Path:
-    """The KServe manager binary and the module's config/ folder it was built from."""
+    """The KServe manager and agent binaries and the module's config/ folder they come from."""
     return CACHE_ROOT / "bin" / f"kserve-{KSERVE_VERSION}"
 
 
 def ensure_kserve() -> Path:
     home = kserve_home()
     if not all(
-        [(home / "manager").is_file(), (home / "config").is_dir(), (home / "gateway-api").is_dir()]
+        [
+            (home / "manager").is_file(),
+            (home / "agent").is_file(),
+            (home / "config").is_dir(),
+            (home / "gateway-api").is_dir(),
+        ]
     ):
         build("kserve")
     return home

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelops_dev.binaries import REPO_ROOT
+from modelops_dev.binaries import REPO_ROOT, kserve_home
 from modelops_dev.environments import MODELS, STORAGE, Environment
 
 STORAGE_ENTRYPOINT = Path(__file__).with_name("kserve_storage_entrypoint.py")
@@ -79,6 +79,12 @@ def _trainer(argv: list[str], _: dict[str, str]) -> list[str]:
     return _in_environment(MODELS, argv)
 
 
+def _kserve_agent(argv: list[str], _: dict[str, str]) -> list[str]:
+    # The image's ENTRYPOINT is the agent; the pod mutator gives it only args. The binary is
+    # built from the same KServe module as the manager (hack/build-binaries kserve).
+    return [str(kserve_home() / "agent"), *argv[1:]]
+
+
 def _storage_initializer(argv: list[str], _: dict[str, str]) -> list[str]:
     # The image's ENTRYPOINT is KServe's initializer script; the pod gives SRC DEST pairs.
     return [str(STORAGE.bin("python")), str(STORAGE_ENTRYPOINT), *argv]
@@ -96,6 +102,8 @@ IMAGES: dict[str, LocalImage] = {
         needs=MODELS,
     ),
     "kserve/storage-initializer:": LocalImage(_storage_initializer, needs=STORAGE),
+    # The inference logger's sidecar, injected by KServe's pod mutator.
+    "kserve/agent:": LocalImage(_kserve_agent, entrypoint=("/ko-app/agent",)),
     # This project's own image: the operator, and its MLflow storage initializer.
     OPERATOR_IMAGE: LocalImage(_operator, entrypoint=("modelops",)),
     # The example trainer (examples/retrain): MLflow and scikit-learn, like the models env.

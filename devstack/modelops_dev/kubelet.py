@@ -48,6 +48,7 @@ API_SERVER_NAMES = ("kubernetes.default.svc.cluster.local", "kubernetes.default.
                     "kubernetes.default", "kubernetes")  # fmt: skip
 API_SERVER_PORT = 443
 HEARTBEAT_SECONDS = 10
+PROBE_USER_AGENT = "kube-probe/1.35"
 
 
 def now() -> str:
@@ -437,9 +438,15 @@ class ProcessKubelet:
             if "httpGet" in probe:
                 get = probe["httpGet"]
                 url = f"http://{sandbox.address}:{port_of(get['port'])}{get.get('path', '/')}"
+                # As the real kubelet: the probe's own headers, and a kube-probe User-Agent
+                # (KServe's agent answers readiness only to that).
+                headers = {"User-Agent": PROBE_USER_AGENT}
+                headers |= {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
                 async with (
                     aiohttp.ClientSession() as session,
-                    session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response,
+                    session.get(
+                        url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+                    ) as response,
                 ):
                     return 200 <= response.status < 400
         except (OSError, TimeoutError, aiohttp.ClientError):

@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "retrain":
             control.add_argument("--reason", default=None, help="why, recorded with the run")
 
+    from modelops.monitor.main import add_monitor_arguments, add_profile_arguments
+
+    add_monitor_arguments(commands.add_parser(
+        "monitor", help="receive KServe's inference logs and feedback; export drift and "
+        "live quality for Prometheus (needs modelops[monitor])",
+    ))  # fmt: skip
+    add_profile_arguments(commands.add_parser(
+        "profile", help="log the reference profile of a version's training data to its "
+        "MLflow run (needs modelops[monitor])",
+    ))  # fmt: skip
+
     initializer = commands.add_parser(
         "storage-initializer",
         help="download models through MLflow into a folder (KServe's storage initializer "
@@ -173,6 +184,19 @@ def main(argv: list[str] | None = None) -> int:
         return run_operator(args)
     if args.command == "storage-initializer":
         return storage_initializer(args.pairs)
+    if args.command == "profile":
+        from modelops.monitor.main import run_profile
+
+        return run_profile(args)
+    if args.command == "monitor":
+        from modelops.handlers.connection import cluster_connection
+        from modelops.monitor.main import run_monitor
+
+        connection = cluster_connection()
+        if connection is None:
+            print("monitor: no in-cluster ServiceAccount and no kubeconfig", file=sys.stderr)
+            return 2
+        return run_monitor(args, connection)
     if args.command in ("status", "promote", "rollback", "pause", "resume", "retry", "retrain"):
         from modelops import commands
 

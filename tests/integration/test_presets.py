@@ -88,7 +88,12 @@ def served(
         wait_for(
             full_window, timeout=180, interval=2, what="a full window of traffic in Prometheus"
         )
-        yield {"namespace": namespace, **versions}
+        # The predictor each version is served by (named after the version since #16).
+        predictors = {
+            f"{name}/predictor": status(custom, namespace, name)["stable"].get("predictor") or ""
+            for name in KINDS
+        }
+        yield {"namespace": namespace, **versions, **predictors}
     core.delete_namespace(namespace)
 
 
@@ -115,7 +120,9 @@ def measure(
     metric = MetricSpec.model_validate(fields)
     analysis = AnalysisSpec.model_validate({"metrics": [fields], "interval": "10s"})
 
-    subject = Subject(served[name], predictor_service(name, None), "")
+    subject = Subject(
+        served[name], predictor_service(name, served[f"{name}/predictor"] or None), ""
+    )
     context = Context(served["namespace"], name, name, subject, None)
     expression = query_for(metric, analysis, context, 0)
     assert isinstance(expression, str), expression

@@ -220,6 +220,34 @@ class Registry:
             found.append((str(flavor), str(file or "")))
         return tuple(sorted(found))
 
+    async def run_artifact_text(self, name: str, version: str, path: str) -> str | None:
+        """A text artifact of the run that logged `version` of `name`, or None if that run did
+        not log one (a registry error still raises)."""
+        found = await self._call(
+            f"version {version} of model {name!r}",
+            lambda: self._models.get_model_version(name, version),
+        )
+        if not found.run_id:
+            return None
+
+        def read() -> str | None:
+            import mlflow.artifacts
+            from mlflow.exceptions import MlflowException
+
+            with tempfile.TemporaryDirectory() as folder, self._environment():
+                try:
+                    local = mlflow.artifacts.download_artifacts(
+                        run_id=found.run_id, artifact_path=path, dst_path=folder,
+                        tracking_uri=self.connection.tracking_uri,
+                    )  # fmt: skip
+                except (MlflowException, OSError) as error:
+                    if "not found" in str(error).lower() or "no such file" in str(error).lower():
+                        return None
+                    raise
+                return Path(local).read_text() if Path(local).is_file() else None
+
+        return await self._call(f"artifact {path} of version {version} of model {name!r}", read)
+
     @contextlib.contextmanager
     def _environment(self) -> Iterator[None]:
         with _ENVIRONMENT_LOCK:

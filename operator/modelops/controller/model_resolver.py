@@ -170,6 +170,28 @@ class ModelResolver:
             message = error.message if isinstance(error, RegistryError) else "timed out"
             return RegistryFailure("CandidateLookupFailed", message, transient=True)
 
+    async def run_artifact(
+        self, deployment: ModelDeployment, version: str, path: str
+    ) -> str | RegistryFailure | None:
+        """A text artifact of the run behind `version` of the deployment's model (the
+        reference profile); None when that run has none."""
+        key = self._key(deployment)
+        if key is None:
+            return RegistryFailure(
+                "RegistryNotConfigured", "no MLflow registry is configured", transient=False
+            )
+        uri, secret_ns, secret, name, _ = key
+        try:
+            connection = await self._connection(uri, secret_ns, secret)
+            registry = await asyncio.to_thread(self._registry, connection)
+            call = registry.run_artifact_text(name, version, path)
+            return await asyncio.wait_for(call, LOOKUP_DEADLINE_SECONDS)
+        except (RegistryError, TimeoutError) as error:
+            REGISTRY_ERRORS.labels("artifact").inc()
+            if isinstance(error, RegistryError):
+                return RegistryFailure(error.reason, error.message, transient=error.retry)
+            return RegistryFailure("RegistryUnreachable", "timed out", transient=True)
+
     async def write(self, deployment: ModelDeployment, write: RegistryWrite) -> bool:
         """Point an alias at a version, or tag a version rejected; False (logged, retried by a
         later reconcile) when the registry cannot take it."""

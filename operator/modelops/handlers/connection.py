@@ -30,6 +30,12 @@ def login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
     return info or kopf.login_with_kubeconfig(settings=settings)
 
 
+def cluster_connection() -> Connection | None:
+    """A process's own credentials, as the operator finds them (in-cluster, then kubeconfig)."""
+    info = login(kopf.OperatorSettings())
+    return None if info is None else connection_from(info)
+
+
 def kubeconfig_connection() -> Connection | None:
     """The command line's credentials: the kubeconfig (KUBECONFIG, or ~/.kube/config)."""
     info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
