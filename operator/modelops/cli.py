@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "s3://mlflow/artifacts (env MODELOPS_ARTIFACTS_DESTINATION)",
     )
     run.add_argument(
+        "--monitor-url",
+        default=os.environ.get("MODELOPS_MONITOR_URL", ""),
+        help="the monitor (modelops monitor) KServe's inference logger sends to, for "
+        "deployments with spec.monitoring.drift and no spec.monitoring.logger "
+        "(env MODELOPS_MONITOR_URL)",
+    )
+    run.add_argument(
         "--prometheus-url",
         default=os.environ.get("MODELOPS_PROMETHEUS_URL", ""),
         help="default Prometheus for analysis without spec.analysis.prometheus "
@@ -154,6 +161,7 @@ def operator_config(args: argparse.Namespace) -> OperatorConfig:
             artifacts_destination=args.artifacts_destination or None,
         ),
         prometheus_url=args.prometheus_url or None,
+        monitor_url=args.monitor_url or None,
         namespaces=tuple(dict.fromkeys(args.namespaces)),
     )
 

@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelops.core.inference_logging import PROFILE_ARTIFACT
 from modelops.monitor.stats import bin_proportions, quantile_edges
 
 SCHEMA = "modelops.io/reference-profile/v1"
-ARTIFACT_PATH = "modelops/reference-profile.json"
+ARTIFACT_PATH = PROFILE_ARTIFACT
 DEFAULT_BINS = 10
 DEFAULT_SAMPLE_SIZE = 1000
 

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from modelops.core.inference_logging import VERSION_ANNOTATION
 from modelops.monitor.capture import Capture
 from modelops.monitor.directory import Unknown
 from modelops.monitor.engine import Monitor, Settings
 from modelops.monitor.server import (
     REQUEST_EVENT,
     RESPONSE_EVENT,
-    VERSION_ANNOTATION,
     MonitorService,
     build_app,
 )

@@ -171,8 +171,11 @@ def test_blocks_not_implemented_yet_are_reported_not_ignored() -> None:
     assert (
         "spec.retraining.triggers[1].schedule (unknown time zone 'Mars/Base'" in supported.message
     )
-    assert "spec.monitoring.drift" in supported.message
+    # Drift monitoring is acted on now: it has a condition of its own instead.
+    assert "spec.monitoring" not in supported.message
     assert "spec.rollout" not in supported.message
+    monitoring = condition(decision.status.conditions, "Monitoring")
+    assert monitoring is not None and monitoring.reason == "MonitorNotConfigured"
     plain = condition(decide(deployment(), None, NOW).status.conditions, "SpecSupported")
     assert plain is not None and plain.status == "True"
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from modelops.core.inference_logging import PROFILE_ARTIFACT
 from modelops.core.registry import VersionAnswer
 
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class Registry:
 
         self.connection = connection
         self._flavor_cache: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        self._profiled_runs: set[str] = set()
         self._models = ModelStore(connection.host_credentials)
         self._runs = TrackingStore(connection.host_credentials)
 
@@ -129,9 +131,15 @@ class Registry:
             raise _translate(error, what) from None
 
     async def resolve(
-        self, name: str, *, version: str | None = None, alias: str | None = None
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        alias: str | None = None,
+        check_profile: bool = False,
     ) -> VersionAnswer:
-        """A version (pinned, or where `alias` points now) with what deploying it needs."""
+        """A version (pinned, or where `alias` points now) with what deploying it needs (and,
+        with `check_profile`, whether its run logged a reference profile)."""
         if alias is not None:
             found = await self._call(
                 f"alias {alias!r} of model {name!r}",
@@ -159,11 +167,14 @@ class Registry:
                 cached = await self._call(what, lambda: self._flavors(name, number))
                 self._flavor_cache[(name, number)] = cached
             flavors = cached
+        profile = None
+        if check_profile and found.run_id:
+            profile = await self._has_profile(found.run_id)
         return VersionAnswer(
             version=number, status=str(found.status), download_uri=str(download_uri),
             status_message=found.status_message or None, run_id=found.run_id or None,
             source=str(found.source or ""), flavors=flavors,
-            run_tags=tuple(sorted(tags.items())),
+            run_tags=tuple(sorted(tags.items())), reference_profile=profile,
         )  # fmt: skip
 
     async def find_candidate(
@@ -219,6 +230,27 @@ class Registry:
             file = config.get("pickled_model") or config.get("data") or config.get("model_path")
             found.append((str(flavor), str(file or "")))
         return tuple(sorted(found))
+
+    async def _has_profile(self, run_id: str) -> bool:
+        """Whether the run logged a reference profile (a logged one is remembered: artifacts
+        are not taken back; a missing one is asked again at the next poll)."""
+        if run_id in self._profiled_runs:
+            return True
+
+        def listed() -> bool:
+            import mlflow.artifacts
+
+            with self._environment():
+                found = mlflow.artifacts.list_artifacts(
+                    run_id=run_id, artifact_path=PROFILE_ARTIFACT.rsplit("/", 1)[0],
+                    tracking_uri=self.connection.tracking_uri,
+                )  # fmt: skip
+            return any(f.path == PROFILE_ARTIFACT for f in found or [])
+
+        if await self._call(f"artifacts of run {run_id}", listed):
+            self._profiled_runs.add(run_id)
+            return True
+        return False
 
     async def run_artifact_text(self, name: str, version: str, path: str) -> str | None:
         """A text artifact of the run that logged `version` of `name`, or None if that run did

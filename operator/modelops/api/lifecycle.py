@@ -25,6 +25,13 @@ class DriftSpec(SpecModel):
     """Population stability index above which the deployment is Degraded."""
 
 
+class InferenceLoggerSpec(SpecModel):
+    """Where KServe's inference logger sends each request and response (CloudEvents)."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://.+", max_length=2048)]
+    """The monitor's URL, for example http://modelops-monitor.modelops-system.svc:8080/."""
+
+
 class MonitoringSpec(SpecModel):
     """Watching after promotion."""
 
@@ -32,7 +39,11 @@ class MonitoringSpec(SpecModel):
     """A promoted version that degrades within this window is rolled back to the previous good one."""
 
     drift: DriftSpec | None = None
-    """Input drift watching."""
+    """Input drift watching: KServe's logger sends every request of every served version to
+    the monitor, which measures it against the version's reference profile."""
+
+    logger: InferenceLoggerSpec | None = None
+    """The monitor to log to; the operator's --monitor-url when omitted."""
 
 
 class MetricTrigger(SpecModel):

@@ -27,6 +27,8 @@ class OperatorConfig:
     """Prometheus for analyses without spec.analysis.prometheus."""
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch (globs allowed); all when empty."""
+    monitor_url: str | None = None
+    """The monitor KServe's inference logger sends to, for deployments that name none."""
 
     @property
     def scans_namespaces(self) -> bool:

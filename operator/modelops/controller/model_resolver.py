@@ -20,6 +20,7 @@ from modelops.api.resource import ModelDeployment
 from modelops.controller.config import RegistryDefaults
 from modelops.controller.metrics import REGISTRY_CALLS, REGISTRY_ERRORS
 from modelops.core.durations import parse_duration
+from modelops.core.inference_logging import logging_wanted
 from modelops.core.registry import RegistryFailure, RegistryObservation
 from modelops.core.registry_writes import REJECTED_TAG, RegistryWrite
 from modelops.core.retraining.triggers import TRIGGER_ID_TAG
@@ -31,7 +32,8 @@ TRANSIENT_RETRY_SECONDS = 5.0
 # A lookup that takes longer counts as unreachable (its worker thread is left to finish).
 LOOKUP_DEADLINE_SECONDS = 20.0
 
-CacheKey = tuple[str, str, str, str, str]  # (tracking URI, secret ns, secret, model, selector)
+# (tracking URI, secret ns, secret, model, selector, whether to check for a reference profile)
+CacheKey = tuple[str, str, str, str, str, bool]
 
 
 @dataclass
@@ -75,7 +77,7 @@ class ModelResolver:
         else:
             secret_ns, secret = "", ""
         selector = f"@{model.alias}" if model.alias else f"v{model.version}"
-        return uri, secret_ns, secret, model.name, selector
+        return uri, secret_ns, secret, model.name, selector, logging_wanted(deployment)
 
     def _interval(self, deployment: ModelDeployment) -> float:
         settings = deployment.spec.model.registry
@@ -123,16 +125,16 @@ class ModelResolver:
         self._in_flight.pop(key, None)
 
     async def _fetch(self, key: CacheKey) -> RegistryObservation:
-        uri, secret_ns, secret, name, selector = key
+        uri, secret_ns, secret, name, selector, check_profile = key
         REGISTRY_CALLS.labels(name).inc()
         try:
             connection = await self._connection(uri, secret_ns, secret)
             # The first Registry imports MLflow's client (about 2 s): not on the event loop.
             registry = await asyncio.to_thread(self._registry, connection)
             lookup = (
-                registry.resolve(name, alias=selector[1:])
+                registry.resolve(name, alias=selector[1:], check_profile=check_profile)
                 if selector.startswith("@")
-                else registry.resolve(name, version=selector[1:])
+                else registry.resolve(name, version=selector[1:], check_profile=check_profile)
             )
             try:
                 answer = await asyncio.wait_for(lookup, LOOKUP_DEADLINE_SECONDS)
@@ -159,7 +161,7 @@ class ModelResolver:
             return RegistryFailure(
                 "RegistryNotConfigured", "no MLflow registry is configured", transient=False
             )
-        uri, secret_ns, secret, name, _ = key
+        uri, secret_ns, secret, name, _, _ = key
         try:
             connection = await self._connection(uri, secret_ns, secret)
             registry = await asyncio.to_thread(self._registry, connection)
@@ -180,7 +182,7 @@ class ModelResolver:
             return RegistryFailure(
                 "RegistryNotConfigured", "no MLflow registry is configured", transient=False
             )
-        uri, secret_ns, secret, name, _ = key
+        uri, secret_ns, secret, name, _, _ = key
         try:
             connection = await self._connection(uri, secret_ns, secret)
             registry = await asyncio.to_thread(self._registry, connection)
@@ -198,7 +200,7 @@ class ModelResolver:
         key = self._key(deployment)
         if key is None:
             return False
-        uri, secret_ns, secret, name, _ = key
+        uri, secret_ns, secret, name, _, _ = key
         try:
             connection = await self._connection(uri, secret_ns, secret)
             registry = await asyncio.to_thread(self._registry, connection)

@@ -44,6 +44,7 @@ from modelops.controller.model_resolver import ModelResolver
 from modelops.controller.retraining import JobLookup, RetrainingLoop
 from modelops.controller.timers import Timers
 from modelops.core.decision import Decision, EventIntent, Problem
+from modelops.core.inference_logging import with_default_logger
 from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
 from modelops.core.reconcile import decide, refused_decision
 from modelops.core.registry_writes import after_registry_writes
@@ -102,6 +103,7 @@ class Reconciler:
         config: OperatorConfig | None = None,
     ) -> None:
         config = config or OperatorConfig()
+        self._monitor_url = config.monitor_url
         self._api = api
         self._resolver = resolver or ModelResolver(api, config.registry)
         self._analysis = analysis or AnalysisRunner(api, config.prometheus_url)
@@ -200,6 +202,7 @@ class Reconciler:
             # The CRD schema mirrors the models, so this means an older or edited CRD.
             logger.error("ModelDeployment %s/%s does not parse: %s", *key, error)
             return "rejected"
+        deployment = with_default_logger(deployment, self._monitor_url)
         observed = newer(inference_services(key), self._written_services.get(key))
         registry = None
         if deployment.spec.serving.storage_uri is None:

@@ -15,6 +15,7 @@ DEGRADED = "Degraded"
 METRICS_AVAILABLE = "MetricsAvailable"
 RETRAINING = "Retraining"
 SPEC_SUPPORTED = "SpecSupported"
+MONITORING = "Monitoring"
 REGISTRY_REACHABLE = "RegistryReachable"
 
 

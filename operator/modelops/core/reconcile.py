@@ -19,6 +19,7 @@ from modelops.api.status import (
     Measurement,
 )
 from modelops.core.conditions import (
+    MONITORING,
     READY,
     REGISTRY_REACHABLE,
     SPEC_SUPPORTED,
@@ -27,6 +28,7 @@ from modelops.core.conditions import (
     with_condition,
 )
 from modelops.core.decision import Decision, EventIntent, Problem
+from modelops.core.inference_logging import monitoring_condition
 from modelops.core.registry import (
     RegistryFailure,
     RegistryObservation,
@@ -109,8 +111,6 @@ def unsupported_blocks(deployment: ModelDeployment) -> list[str]:
     """Spec blocks the schema accepts but this operator version does not act on yet."""
     spec = deployment.spec
     notes = []
-    if spec.monitoring is not None and spec.monitoring.drift is not None:
-        notes.append("spec.monitoring.drift (no drift monitor yet)")
     for index, trigger in enumerate(spec.retraining.triggers if spec.retraining else []):
         if trigger.schedule is None:
             continue
@@ -175,6 +175,12 @@ def decide(
         set_condition(
             ConditionUpdate(REGISTRY_REACHABLE, "True", "Answered", "the registry answered")
         )
+
+    monitoring = monitoring_condition(deployment, registry)
+    if monitoring is not None:
+        set_condition(monitoring)
+    else:
+        conditions = [c for c in conditions if c.type != MONITORING]
 
     served = what_to_serve(candidate_view(deployment), registry)
     if isinstance(served, Problem):

@@ -157,6 +157,8 @@ class VersionAnswer:
     run_tags: tuple[tuple[str, str], ...] = ()
     artifacts_destination: str | None = None
     """The operator-wide store behind the server, when configured (the spec's wins)."""
+    reference_profile: bool | None = None
+    """Whether the version's run logged a reference profile (None: not asked)."""
 
 
 @dataclass(frozen=True)

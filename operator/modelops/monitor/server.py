@@ -29,6 +29,7 @@ from cloudevents.core.formats.json import JSONFormat
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from modelops.core.inference_logging import VERSION_ANNOTATION
 from modelops.monitor.capture import Capture
 from modelops.monitor.directory import Directory, Unknown
 from modelops.monitor.engine import FeedbackError, Monitor
@@ -40,9 +41,6 @@ logger = logging.getLogger("modelops.monitor")
 
 REQUEST_EVENT = "org.kubeflow.serving.inference.request"
 RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
-# The predictor annotation naming the version a pod serves; the operator sets it and lists it
-# in the logger's metadataAnnotations, so each event carries it (ce-annotations).
-VERSION_ANNOTATION = "modelops.io/version"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
 

@@ -17,6 +17,7 @@ from modelops.api.status import (
     ModelDeploymentStatus,
     RetiringVersion,
 )
+from modelops.core.inference_logging import predictor_logging
 from modelops.core.ownership import deployment_labels, owner_reference
 from modelops.core.rollout.state import first_predictor_name
 from modelops.core.rollout.traffic import (
@@ -119,6 +120,7 @@ def desired_inference_service(
         "labels": deployment_labels(deployment, main),
         "model": _model(deployment, main),
     }
+    predictor.update(predictor_logging(deployment, main.version))
     if predictor_name and not knative:
         predictor["name"] = predictor_name
     if serving.max_replicas is not None:
@@ -156,6 +158,7 @@ def _canary_entry(deployment: ModelDeployment, plan: CanaryPlan) -> dict[str, An
         "name": plan.name,
         "labels": deployment_labels(deployment, plan.served),
         "model": _model(deployment, plan.served),
+        **predictor_logging(deployment, plan.served.version),
     }
     if plan.replicas is not None:
         entry["minReplicas"] = plan.replicas

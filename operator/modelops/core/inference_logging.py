@@ -1,0 +1,80 @@
+"""KServe's inference logger for monitored deployments: every predictor (stable, canary,
+retiring) logs its requests and responses to the monitor, and its pods carry the version they
+serve in an annotation the logger copies into each event, so the monitor measures traffic
+against the reference profile of the version that served it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.api.lifecycle import InferenceLoggerSpec, MonitoringSpec
+from modelops.api.resource import ModelDeployment
+from modelops.core.conditions import MONITORING, ConditionUpdate
+from modelops.core.registry import RegistryObservation, VersionAnswer
+
+# Read by the monitor from each event's ce-annotations.
+VERSION_ANNOTATION = "modelops.io/version"
+# Where modelops.profile.log_reference stores a version's reference profile in its run.
+PROFILE_ARTIFACT = "modelops/reference-profile.json"
+PROFILE_HINT = (
+    "log one from the training run with modelops.profile.log_reference(frame), or run "
+    "`modelops profile DATA --run-id RUN`"
+)
+
+
+def logging_wanted(deployment: ModelDeployment) -> bool:
+    monitoring = deployment.spec.monitoring
+    return bool(monitoring and monitoring.drift and monitoring.drift.enabled)
+
+
+def with_default_logger(deployment: ModelDeployment, url: str | None) -> ModelDeployment:
+    """The deployment with the operator-wide monitor URL where its spec names none."""
+    monitoring = deployment.spec.monitoring
+    if url is None or monitoring is None or monitoring.logger is not None:
+        return deployment
+    filled = monitoring.model_copy(update={"logger": InferenceLoggerSpec(url=url)})
+    spec = deployment.spec.model_copy(update={"monitoring": filled})
+    return deployment.model_copy(update={"spec": spec})
+
+
+def logger_url(deployment: ModelDeployment) -> str | None:
+    monitoring: MonitoringSpec | None = deployment.spec.monitoring
+    if not logging_wanted(deployment) or monitoring is None or monitoring.logger is None:
+        return None
+    return monitoring.logger.url
+
+
+def predictor_logging(deployment: ModelDeployment, version: str | None) -> dict[str, Any]:
+    """The predictor fields that make KServe log a version's traffic (empty when off)."""
+    url = logger_url(deployment)
+    if url is None or not version:
+        return {}
+    return {
+        "logger": {"mode": "all", "url": url, "metadataAnnotations": [VERSION_ANNOTATION]},
+        "annotations": {VERSION_ANNOTATION: version},
+    }
+
+
+def monitoring_condition(
+    deployment: ModelDeployment, registry: RegistryObservation | None
+) -> ConditionUpdate | None:
+    """Whether the monitor can measure what is served (None: monitoring is off)."""
+    if not logging_wanted(deployment):
+        return None
+    if logger_url(deployment) is None:
+        return ConditionUpdate(
+            MONITORING, "False", "MonitorNotConfigured",
+            "drift monitoring needs a monitor: set spec.monitoring.logger.url or start the "
+            "operator with --monitor-url (the chart does when monitor.enabled=true)",
+        )  # fmt: skip
+    if isinstance(registry, VersionAnswer) and registry.reference_profile is False:
+        return ConditionUpdate(
+            MONITORING, "False", "NoReferenceProfile",
+            f"version {registry.version} has no reference profile, so its drift cannot be "
+            f"measured: {PROFILE_HINT}",
+        )  # fmt: skip
+    return ConditionUpdate(
+        MONITORING, "True", "Logging",
+        f"KServe's logger sends every request and response to {logger_url(deployment)}",
+    )  # fmt: skip
