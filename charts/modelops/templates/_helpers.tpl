@@ -80,3 +80,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
         summary: "modelops cannot reach an MLflow registry"
         description: "Registry lookups or writes have been failing for {{ .Values.prometheusRule.registryUnreachableFor }}; new versions are not noticed."
 {{- end -}}
+
+{{- define "modelops.monitorLabels" -}}
+{{ include "modelops.labels" . }}
+app.kubernetes.io/component: monitor
+{{- end -}}
+
+{{- define "modelops.monitorSelector" -}}
+app.kubernetes.io/name: modelops-monitor
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The monitor's in-cluster URL, where the operator points monitored predictors' loggers. */}}
+{{- define "modelops.monitorUrl" -}}
+http://{{ include "modelops.fullname" . }}-monitor.{{ .Release.Namespace }}.svc/
+{{- end -}}
