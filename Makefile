@@ -12,8 +12,11 @@ demo: venv packages binaries
 
 .PHONY: demo test venv packages binaries lint typecheck imports unit integration crds manifests generate control-plane-up control-plane-down clean
 
+# Two workers, a module at a time each: every worker starts a whole stack of its own (most of
+# a test's time is spent waiting on rollout steps, scrapes and model servers, not computing).
+TEST_WORKERS ?= 2
 test: venv packages binaries lint typecheck imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 venv: $(VENV)/.installed
 

@@ -30,9 +30,14 @@ pytestmark = pytest.mark.integration
 
 _state: dict[str, Any] = {}
 
-# The process kubelet's pod network (the KServe sandbox uses 10.213.0.0/16).
-KUBELET_CIDR = "10.215.0.0/16"
-KUBELET_BRIDGE = "mokubelet0"
+# `make test` runs the test modules on parallel pytest-xdist workers (gw0, gw1, ...): each
+# worker starts a whole stack of its own, on bridges and address ranges of its own.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0")
+# The KServe manager's sandbox network and the process kubelet's pod network.
+KSERVE_CIDR = f"10.{213 + 20 * WORKER}.0.0/16"
+KSERVE_BRIDGE = f"mokserve{WORKER}"
+KUBELET_CIDR = f"10.{215 + 20 * WORKER}.0.0/16"
+KUBELET_BRIDGE = f"mokubelet{WORKER}"
 # The bridge's host address: pods reach the router (Services) and MLflow there.
 KUBELET_GATEWAY = str(next(ipaddress.ip_network(KUBELET_CIDR).hosts()))
 
@@ -177,8 +182,8 @@ def router(
 
 @pytest.fixture(scope="session")
 def kserve(control_plane: ControlPlane) -> Iterator[KServeController]:
-    """The real KServe manager and webhooks (in a sandbox on bridge mokserve0)."""
-    network = PodNetwork(control_plane.directory / "network", bridge="mokserve0")
+    """The real KServe manager and webhooks (in a sandbox on a bridge of its own)."""
+    network = PodNetwork(control_plane.directory / "network", cidr=KSERVE_CIDR, bridge=KSERVE_BRIDGE)
     controller = KServeController(control_plane, network)
     try:
         controller.start(progress=True)
@@ -321,6 +326,21 @@ def operator(
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def only_the_charts_operator() -> Iterator[None]:
+    """No session operator while a test runs one installed by the chart (two operators would
+    both reconcile every namespace); the session's comes back afterwards."""
+    running: Operator | None = _state.get("operator")
+    if running is None or running.process is None:
+        yield
+        return
+    running.stop()
+    try:
+        yield
+    finally:
+        running.start()
 
 
 def operator_writes(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import threading
 import time
@@ -29,14 +30,18 @@ from tests.bodies import with_values
 from tests.integration.conftest import Operator, wait_for
 
 TRAINER = Path(__file__).with_name("train_model.py")
+# The operator package of this clone (what a trainer image installs as modelops[monitor]).
+OPERATOR_SOURCE = Path(__file__).resolve().parents[2] / "operator"
 
 
 def train(mlflow: MlflowServer, name: str, kind: str, folder: Path) -> dict[str, str]:
     """Train and register a version of `kind` (see train_model.py); its version, run and archive."""
     archive = folder / f"{name}-{kind}-{uuid.uuid4().hex[:8]}.tar.gz"
+    # modelops on the path as a trainer image has it installed (modelops.profile).
+    env = {**os.environ, "PYTHONPATH": str(OPERATOR_SOURCE)}
     result = subprocess.run(
         [str(MODELS.bin("python")), str(TRAINER), mlflow.url, name, kind, str(archive)],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True, text=True, timeout=180, check=False, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trained: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])

@@ -39,7 +39,7 @@ def fetch(url: str, sandbox_command: list[str] | None = None) -> str:
 
 
 def test_sandboxes_talk_to_each_other_and_to_the_host_then_vanish(tmp_path: Path) -> None:
-    # A range of its own: the session's KServe sandbox holds the default 10.213.0.0/16.
+    # A range of its own: the test stacks hold 10.213 and 10.215 (plus 20 per xdist worker).
     network = PodNetwork(tmp_path, cidr="10.218.0.0/16", bridge="motest0")
     try:
         network.up()

@@ -126,8 +126,13 @@ def test_a_route_split_rollout_promotion_and_rollback_lose_no_request(
     assert set(traffic.codes) == {200}, traffic.codes
     assert_untouched(pods, [first["version"], str(int(first["version"]) + 1),
                             str(int(first["version"]) + 2)])  # fmt: skip
-    # What remains serves v2 from the pod it had as a canary.
-    [(version, restarts)] = predictor_pods(core, namespace, name).values()
+    # What remains serves v2 from the pod it had as a canary (the rejected version's pod goes
+    # once KServe has dropped its Deployment).
+    remaining = wait_for(
+        lambda: (found := predictor_pods(core, namespace, name)) and len(found) == 1 and found,
+        timeout=60, interval=0.5, what="only the promoted version's pod left",
+    )  # fmt: skip
+    [(version, restarts)] = remaining.values()
     assert (version, restarts) == (str(int(first["version"]) + 1), 0)
 
 

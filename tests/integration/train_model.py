@@ -4,7 +4,8 @@ Run with the models environment's interpreter (it has MLflow and scikit-learn):
 
     python train_model.py TRACKING_URI MODEL_NAME KIND ARCHIVE
 
-KIND: `logistic` (a good model; MLflow 3 stores it as model.skops), `pickle` (the same, stored
+KIND: (with `+profile`, the run also logs a reference profile of the training data)
+`logistic` (a good model; MLflow 3 stores it as model.skops), `pickle` (the same, stored
 as model.pkl, which KServe's native sklearn runtime reads), `constant` (always answers class
 0), `slow-<ms>` (the logistic model as a pyfunc that takes <ms> milliseconds longer per request),
 `flaky` (a pyfunc that raises on every row with a petal length above 5, about a quarter of
@@ -122,5 +123,30 @@ def pack(name: str, version: str, run_id: str, archive: str) -> None:
     print(json.dumps({"version": version, "run_id": run_id, "archive": archive}))
 
 
+def log_profile(tracking_uri: str, run_id: str) -> None:
+    """The reference profile of the iris training data, as training code logs it (modelops's
+    own function: the clone's operator/ is on PYTHONPATH, as the package in a trainer image)."""
+    from modelops.profile import log_reference
+
+    mlflow.set_tracking_uri(tracking_uri)
+    iris = load_iris()
+    log_reference(
+        iris.data, run_id=run_id, feature_names=list(iris.feature_names), task="classification"
+    )
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    tracking, model, kind_and_options, output = sys.argv[1:5]
+    kind, _, option = kind_and_options.partition("+")
+    if option not in ("", "profile"):
+        raise SystemExit(f"unknown option {option!r}: only +profile")
+    printed = sys.stdout
+    with tempfile.TemporaryFile("w+") as captured:
+        sys.stdout = captured
+        main(tracking, model, kind, output)
+        sys.stdout = printed
+        captured.seek(0)
+        line = captured.read().strip().splitlines()[-1]
+    if option == "profile":
+        log_profile(tracking, json.loads(line)["run_id"])
+    print(line)
