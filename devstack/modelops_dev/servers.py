@@ -223,6 +223,9 @@ def storage_container(tracking_uri: str) -> dict[str, Any]:
     return manifest
 
 
+MONITOR_LABEL, MONITOR_NAME = "app.kubernetes.io/name", "modelops-monitor"
+
+
 def prometheus_config(targets_file: Path, router: str | None) -> dict[str, Any]:
     """Scrape configuration: KServe-annotated pods, `prometheus.io/scrape` pods, the router.
 
@@ -261,10 +264,25 @@ def prometheus_config(targets_file: Path, router: str | None) -> dict[str, Any]:
         {
             "job_name": "annotated-pods",
             **discovery,
+            "relabel_configs": [
+                {"source_labels": [_label(MONITOR_LABEL)], "regex": MONITOR_NAME, "action": "drop"},
+                *annotated(
+                    "prometheus.io",
+                    {"source_labels": [_annotation("prometheus.io/scrape")], "regex": "true",
+                     "action": "keep"},
+                ),
+            ],
+        },
+        # The modelops monitor labels its series with the namespace and deployment they
+        # measure: honored, not overwritten by the monitor pod's own (the chart's
+        # ServiceMonitor sets honorLabels likewise).
+        {
+            "job_name": "modelops-monitor",
+            "honor_labels": True,
+            **discovery,
             "relabel_configs": annotated(
                 "prometheus.io",
-                {"source_labels": [_annotation("prometheus.io/scrape")], "regex": "true",
-                 "action": "keep"},
+                {"source_labels": [_label(MONITOR_LABEL)], "regex": MONITOR_NAME, "action": "keep"},
             ),
         },
     ]  # fmt: skip

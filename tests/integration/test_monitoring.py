@@ -102,12 +102,14 @@ def monitored(name: str, version: str, tracking_uri: str, url: str) -> dict[str,
     }  # fmt: skip
 
 
-def infer(router: str, host: str, rows: list[list[float]], request_id: str) -> list[int]:
+def infer(
+    router: str, host: str, rows: list[list[float]], request_id: str, model: str = "iris"
+) -> list[int]:
     """One V2 request with the id KServe's agent logs it under (Ce-Id)."""
     body = {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64",
                         "data": [v for row in rows for v in row]}]}  # fmt: skip
     request = urllib.request.Request(
-        f"{router}/v2/models/iris/infer", data=json.dumps(body).encode(),
+        f"{router}/v2/models/{model}/infer", data=json.dumps(body).encode(),
         headers={"Host": host, "Content-Type": "application/json", "Ce-Id": request_id},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -250,6 +252,6 @@ def test_a_version_without_a_reference_profile_is_named_not_measured(
              timeout=300, interval=1, what="bare served")  # fmt: skip
     # Served all the same; its traffic is counted as dropped for want of a profile.
     host = ingress_host(name, namespace)
-    infer(serving_cluster, host, IRIS.data[:3].tolist(), "bare-1")
+    infer(serving_cluster, host, IRIS.data[:3].tolist(), "bare-1", model=name)
     wait_for(lambda: series(prometheus, 'modelops_monitor_dropped_total{reason="no-profile"}'),
              timeout=60, interval=2, what="the no-profile drop in Prometheus")  # fmt: skip

@@ -48,7 +48,10 @@ def test_every_preset_renders_for_the_canary_with_its_window(preset: str) -> Non
     chosen = metric(preset=preset)
     query = query_for(chosen, analysis(chosen, interval="15s"), CONTEXT, 0)
     assert isinstance(query, str)
-    assert "{{" not in query and "[15s]" in query
+    assert "{{" not in query
+    # The monitor's gauges come from its own sliding window; every other preset uses the
+    # metric's window.
+    assert ("[15s]" in query) != preset.startswith("monitor-")
     assert any(
         value in query for value in ('"8"', '"fraud-v8-predictor"', '"fraud-predictor-00002"')
     )
@@ -215,3 +218,24 @@ def test_a_latency_of_only_failures_fails_any_max_and_is_said_so() -> None:
     stable_only_fails = judge(compared, [Sample({ROLE_LABEL: "canary"}, 0.02),
                                          Sample({ROLE_LABEL: "stable"}, math.inf)])  # fmt: skip
     assert stable_only_fails.verdict == "Pass"
+
+
+def test_monitor_presets_read_the_versions_gauges_and_compare_to_the_stable() -> None:
+    chosen = metric(preset="monitor-accuracy", compareTo="stable", maxRatio=None, min=0.9, max=None)
+    query = query_for(chosen, analysis(chosen), CONTEXT, 0)
+    assert isinstance(query, str)
+    assert (
+        'modelops_model_quality{namespace="risk", deployment="fraud", version="8", metric="accuracy"}'
+        in query
+    )
+    assert 'version="7"' in query
+    share = query_for(
+        metric(preset="monitor-drifted-features-share"),
+        analysis(metric(preset="monitor-drifted-features-share")),
+        CONTEXT,
+        0,
+    )
+    assert (
+        share
+        == 'max(modelops_drifted_features_share{namespace="risk", deployment="fraud", version="8"})'
+    )

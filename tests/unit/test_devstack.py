@@ -136,7 +136,10 @@ def test_pod_targets_carry_kubernetes_sd_meta_labels() -> None:
 def test_the_scrape_config_relabels_kserve_pods_onto_their_metrics_port() -> None:
     config = prometheus_config(Path("/run/targets.json"), router="127.0.0.1:9999")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"kserve-pods", "annotated-pods", "router"}
+    assert set(jobs) == {"kserve-pods", "annotated-pods", "modelops-monitor", "router"}
+    # The monitor's series keep the namespace they measure; its pod is scraped by that job only.
+    assert jobs["modelops-monitor"]["honor_labels"] is True
+    assert jobs["annotated-pods"]["relabel_configs"][0]["action"] == "drop"
     rules = jobs["kserve-pods"]["relabel_configs"]
     address = next(r for r in rules if r.get("target_label") == "__address__")
     assert address["source_labels"] == [

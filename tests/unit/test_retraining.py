@@ -195,7 +195,10 @@ def test_trigger_queries_are_templated_and_escaped() -> None:
               "stableVersion": "7", "service": "s", "revision": "r", "window": "30s"}  # fmt: skip
     queries = dict(trigger_queries(loop.deployment, values))
     assert queries["quality"] == 'accuracy{deployment="fr\\"aud"}'
-    assert queries["drift"] == 'max(modelops_drift_psi{namespace="risk", deployment="fr\\"aud"})'
+    # The monitor's drift of the stable version (a canary's is judged by the analysis).
+    assert queries["drift"] == (
+        'max(modelops_drift_psi{namespace="risk", deployment="fr\\"aud", version="7"})'
+    )
 
 
 def test_job_states() -> None:

@@ -119,6 +119,11 @@ MetricPreset = Literal[
     "istio-error-rate",
     "istio-latency-p95",
     "istio-latency-p99",
+    "monitor-drifted-features-share",
+    "monitor-drift-psi-max",
+    "monitor-accuracy",
+    "monitor-mae",
+    "monitor-rmse",
 ]
 
 

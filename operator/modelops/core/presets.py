@@ -25,6 +25,8 @@ _MLSERVER_INFER = _MLSERVER + ', path=~".*/infer"'
 _ISTIO = 'destination_service_namespace="{{ namespace }}", destination_service_name="{{ service }}"'
 _KNATIVE = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
 _KSERVE = _MLSERVER
+# The modelops monitor's gauges, per version (over its own sliding window, not the query's).
+_MONITOR = 'namespace="{{ namespace }}", deployment="{{ deployment }}", version="{{ version }}"'
 
 
 def rate(series: str) -> str:
@@ -134,4 +136,12 @@ PRESETS: Mapping[str, str] = {
     ),
     "istio-latency-p95": _istio_latency("0.95"),
     "istio-latency-p99": _istio_latency("0.99"),
+    # The modelops monitor (`modelops monitor`): drift of the version's logged traffic against
+    # its reference profile, and live quality from feedback. No series until the monitor's
+    # window holds enough rows (or labels): Inconclusive, as with no requests.
+    "monitor-drifted-features-share": f"max(modelops_drifted_features_share{{{_MONITOR}}})",
+    "monitor-drift-psi-max": f"max(modelops_drift_psi{{{_MONITOR}}})",
+    "monitor-accuracy": f'max(modelops_model_quality{{{_MONITOR}, metric="accuracy"}})',
+    "monitor-mae": f'max(modelops_model_quality{{{_MONITOR}, metric="mae"}})',
+    "monitor-rmse": f'max(modelops_model_quality{{{_MONITOR}, metric="rmse"}})',
 }

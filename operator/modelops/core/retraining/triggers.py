@@ -77,7 +77,11 @@ def trigger_queries(
             queries.append((name, render(trigger.metric.query, values, field=field_name)))
         elif trigger.drift is not None:
             metric = trigger.drift.metric or DEFAULT_DRIFT_METRIC
-            template = f'max({metric}{{namespace="{{{{ namespace }}}}", deployment="{{{{ deployment }}}}"}})'
+            selector = 'namespace="{{ namespace }}", deployment="{{ deployment }}"'
+            if trigger.drift.metric is None:
+                # The monitor's: the stable version's drift (a canary's is the analysis's).
+                selector += ', version="{{ version }}"'
+            template = f"max({metric}{{{selector}}})"
             queries.append(
                 (name, render(template, values, field=f"spec.retraining.triggers[{index}].drift"))
             )
