@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 
 from modelops.adapters.prometheus import Prometheus as PrometheusClient
@@ -29,7 +30,18 @@ from modelops_dev.binaries import ensure_binaries, ensure_helm
 from modelops_dev.control_plane import ControlPlane
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
-from tests.integration.helpers import MD, condition, ingress_host, render, status, train
+from tests.integration.helpers import (
+    ERRORS,
+    MD,
+    Traffic,
+    condition,
+    create,
+    ingress_host,
+    render,
+    serving,
+    status,
+    train,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
@@ -255,3 +267,48 @@ def test_a_version_without_a_reference_profile_is_named_not_measured(
     infer(serving_cluster, host, IRIS.data[:3].tolist(), "bare-1", model=name)
     wait_for(lambda: series(prometheus, 'modelops_monitor_dropped_total{reason="no-profile"}'),
              timeout=60, interval=2, what="the no-profile drop in Prometheus")  # fmt: skip
+
+
+@pytest.mark.timeout(900)
+def test_a_canarys_traffic_is_logged_apart_from_the_stables_through_the_route(
+    monitor: dict[str, str],
+    serving_cluster: str,
+    operator: Operator,
+    mlflow_server: MlflowServer,
+    prometheus: Prometheus,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    name = "routed"
+    registry = MlflowClient(mlflow_server.url)
+    first = train(mlflow_server, name, "slow-0+profile", tmp_path)
+    registry.set_registered_model_alias(name, "champion", first["version"])
+    drift = {"drift": {"enabled": True}, "logger": {"url": monitor["url"]}}
+    create(custom, namespace, name, mlflow_server.url, prometheus.url, [ERRORS],
+           changes={"spec__monitoring": drift})  # fmt: skip
+    serving(custom, namespace, name, first["version"])
+
+    def samples(version: str, track: str) -> float:
+        found = series(prometheus, f'modelops_monitor_window_samples{{namespace="{namespace}",'
+                                   f'deployment="{name}",version="{version}",track="{track}"}}')  # fmt: skip
+        return found.get("", 0.0)
+
+    seen: set[tuple[str, str]] = set()
+    with Traffic(serving_cluster, f"{name}.{namespace}.test", name, rate=12) as traffic:
+        second = train(mlflow_server, name, "slow-0+profile", tmp_path)
+        registry.set_registered_model_alias(name, "champion", second["version"])
+
+        def promoted() -> bool:
+            for version, track in ((first["version"], "stable"), (second["version"], "canary")):
+                if samples(version, track) > 0:
+                    seen.add((version, track))
+            found = status(custom, namespace, name)
+            return (found.get("stable") or {}).get("version") == second["version"]
+
+        wait_for(promoted, timeout=300, interval=2, what="the second version promoted")
+        # After the promotion the same version's traffic is the stable's (its pod unchanged).
+        wait_for(lambda: samples(second["version"], "stable") > 0, timeout=60, interval=2,
+                 what="the promoted version's traffic logged as the stable's")  # fmt: skip
+    assert seen == {(first["version"], "stable"), (second["version"], "canary")}
+    assert set(traffic.codes) == {200}, traffic.codes

@@ -8,14 +8,17 @@ from dataclasses import replace
 from typing import Any
 
 from modelops.core.inference_logging import (
+    AGENT_PORT,
     VERSION_ANNOTATION,
     monitoring_condition,
     predictor_logging,
     with_default_logger,
 )
 from modelops.core.rollout.objects import CanaryPlan, desired_inference_service
+from modelops.core.rollout.observe import EndpointCheck, endpoint_check
 from modelops.core.served import ServedModel
 from tests.unit.factories import READY_V7, deployment
+from tests.unit.rollout_driver import deployed, rolling
 
 URL = "http://monitor.modelops-system.svc:8080/"
 DRIFT = {"spec__monitoring": {"drift": {"enabled": True}, "logger": {"url": URL}}}
@@ -73,3 +76,38 @@ def test_the_monitoring_condition_names_what_is_missing() -> None:
     fine = monitoring_condition(monitored(), replace(READY_V7, reference_profile=True))
     assert fine is not None and (fine.status, fine.reason) == ("True", "Logging")
     assert URL in fine.message
+
+
+def test_a_logged_canarys_share_goes_to_its_agent_through_a_service_of_ours() -> None:
+    route = {"hostnames": ["fraud.models.example.com"]}
+    driver = rolling(spec__serving__httpRoute=route, **DRIFT)
+    assert driver.route is not None
+    backends = [(b["name"], b["weight"]) for b in driver.route["spec"]["rules"][0]["backendRefs"]]
+    # The stable's own Service already targets the agent (KServe does that for a logged
+    # predictor); the canary's does not, so its share goes to the logged Service.
+    assert backends == [("fraud-v7-predictor", 90), ("fraud-canary-logged", 10)]
+    service = driver.decisions[-1].canary_service
+    assert service is not None and service["metadata"]["name"] == "fraud-canary-logged"
+    assert service["spec"]["selector"] == {"app": "isvc.fraud-v8-predictor"}
+    assert service["spec"]["ports"][0]["targetPort"] == AGENT_PORT
+    assert service["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+
+
+def test_the_logged_service_is_checked_for_the_canarys_own_pods() -> None:
+    route = {"hostnames": ["fraud.models.example.com"]}
+    driver = deployed(spec__serving__httpRoute=route, **DRIFT)
+    driver.report(canary_ready=False)
+    driver.serve("8")
+    driver.settle()
+    driver.report(canary_ready=True)
+    check = endpoint_check(driver.deployment, driver.observed)
+    assert check == EndpointCheck("fraud-canary-logged", "fraud-v8-predictor-")
+    # Without logging (or without a route) KServe's canary Service is the one checked.
+    plain = deployed(spec__serving__httpRoute=route)
+    plain.report(canary_ready=False)
+    plain.serve("8")
+    plain.settle()
+    plain.report(canary_ready=True)
+    found = endpoint_check(plain.deployment, plain.observed)
+    assert found == EndpointCheck("fraud-v8-predictor", "fraud-v8-predictor-")
+    assert plain.decisions[-1].canary_service is None

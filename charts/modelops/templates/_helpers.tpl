@@ -32,6 +32,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, create, patch]                # spec.serving.httpRoute
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, create, patch]                # a logged canary's Service on KServe's agent
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]          # retraining Jobs

@@ -231,23 +231,26 @@ class Registry:
             found.append((str(flavor), str(file or "")))
         return tuple(sorted(found))
 
+    def _listed(self, run_id: str, path: str) -> bool:
+        """Whether the run has an artifact at `path` (MLflow's download of a missing path
+        fails like any other download: ask the listing instead)."""
+        import mlflow.artifacts
+
+        folder = path.rsplit("/", 1)[0] if "/" in path else None
+        with self._environment():
+            found = mlflow.artifacts.list_artifacts(
+                run_id=run_id, artifact_path=folder, tracking_uri=self.connection.tracking_uri
+            )
+        return any(f.path == path for f in found or [])
+
     async def _has_profile(self, run_id: str) -> bool:
         """Whether the run logged a reference profile (a logged one is remembered: artifacts
         are not taken back; a missing one is asked again at the next poll)."""
         if run_id in self._profiled_runs:
             return True
-
-        def listed() -> bool:
-            import mlflow.artifacts
-
-            with self._environment():
-                found = mlflow.artifacts.list_artifacts(
-                    run_id=run_id, artifact_path=PROFILE_ARTIFACT.rsplit("/", 1)[0],
-                    tracking_uri=self.connection.tracking_uri,
-                )  # fmt: skip
-            return any(f.path == PROFILE_ARTIFACT for f in found or [])
-
-        if await self._call(f"artifacts of run {run_id}", listed):
+        if await self._call(
+            f"artifacts of run {run_id}", lambda: self._listed(run_id, PROFILE_ARTIFACT)
+        ):
             self._profiled_runs.add(run_id)
             return True
         return False
@@ -259,24 +262,21 @@ class Registry:
             f"version {version} of model {name!r}",
             lambda: self._models.get_model_version(name, version),
         )
-        if not found.run_id:
+        run_id = found.run_id
+        if not run_id:
             return None
 
         def read() -> str | None:
             import mlflow.artifacts
-            from mlflow.exceptions import MlflowException
 
+            if not self._listed(run_id, path):
+                return None
             with tempfile.TemporaryDirectory() as folder, self._environment():
-                try:
-                    local = mlflow.artifacts.download_artifacts(
-                        run_id=found.run_id, artifact_path=path, dst_path=folder,
-                        tracking_uri=self.connection.tracking_uri,
-                    )  # fmt: skip
-                except (MlflowException, OSError) as error:
-                    if "not found" in str(error).lower() or "no such file" in str(error).lower():
-                        return None
-                    raise
-                return Path(local).read_text() if Path(local).is_file() else None
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=path, dst_path=folder,
+                    tracking_uri=self.connection.tracking_uri,
+                )  # fmt: skip
+                return Path(local).read_text()
 
         return await self._call(f"artifact {path} of version {version} of model {name!r}", read)
 

@@ -108,6 +108,7 @@ class Reconciler:
         self._resolver = resolver or ModelResolver(api, config.registry)
         self._analysis = analysis or AnalysisRunner(api, config.prometheus_url)
         self._routes: dict[Key, Mapping[str, Any]] = {}
+        self._canary_services: dict[Key, Mapping[str, Any]] = {}
         self._refused: dict[Key, tuple[str, Problem]] = {}
         self._retraining = RetrainingLoop(api, self._resolver, self._analysis)
         self._exported: dict[Key, set[tuple[str, str]]] = {}
@@ -137,6 +138,7 @@ class Reconciler:
             self._models.pop(key, None)
             self._written_services.pop(key, None)
             self._routes.pop(key, None)
+            self._canary_services.pop(key, None)
             self._refused.pop(key, None)
             self._analysis.forget(key)
             for version, role in self._exported.pop(key, set()):
@@ -228,6 +230,8 @@ class Reconciler:
             outcome = "changed"
         # The route before the InferenceService: traffic leaves a predictor before KServe may
         # remove it, and reaches a canary only once the status says it is ready.
+        if decision.canary_service is not None:
+            await self._apply_canary_service(key, decision.canary_service)
         if decision.http_route is not None and not self._route_refused(key, decision):
             await self._apply_route(key, decision.http_route)
         if decision.inference_service is not None:
@@ -286,15 +290,18 @@ class Reconciler:
         route last applied."""
         namespace = key[0]
         endpoints = None
-        service = endpoint_check(deployment, observed)
-        if service is not None:
+        check = endpoint_check(deployment, observed)
+        if check is not None:
             slices = await self._api.request(
                 "GET",
                 f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
-                params={"labelSelector": f"kubernetes.io/service-name={service}"},
+                params={"labelSelector": f"kubernetes.io/service-name={check.service}"},
             )
             endpoints = any(
                 (endpoint.get("conditions") or {}).get("ready")
+                and str((endpoint.get("targetRef") or {}).get("name", "")).startswith(
+                    check.pod_prefix
+                )
                 for piece in slices.get("items", [])
                 for endpoint in piece.get("endpoints") or []
             )
@@ -316,6 +323,14 @@ class Reconciler:
         await self._api.apply(path, route)
         API_WRITES.labels("httproutes").inc()
         self._routes[key] = route
+
+    async def _apply_canary_service(self, key: Key, service: Mapping[str, Any]) -> None:
+        if self._canary_services.get(key) == service:
+            return
+        name = service["metadata"]["name"]
+        await self._api.apply(f"/api/v1/namespaces/{key[0]}/services/{name}", service)
+        API_WRITES.labels("services").inc()
+        self._canary_services[key] = service
 
     async def _write_registry(
         self, key: Key, deployment: ModelDeployment, decision: Decision

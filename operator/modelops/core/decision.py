@@ -37,6 +37,9 @@ class Decision:
     http_route: dict[str, Any] | None = None
     """The HTTPRoute to apply (spec.serving.httpRoute), when set."""
 
+    canary_service: dict[str, Any] | None = None
+    """The Service the route sends a logged canary's share to (its agent's port)."""
+
     registry_writes: tuple[RegistryWrite, ...] = ()
     """Aliases and tags owed to the registry; status records them once written."""
 

@@ -11,6 +11,7 @@ from typing import Any
 from modelops.api.lifecycle import InferenceLoggerSpec, MonitoringSpec
 from modelops.api.resource import ModelDeployment
 from modelops.core.conditions import MONITORING, ConditionUpdate
+from modelops.core.ownership import MANAGED_BY, owner_reference
 from modelops.core.registry import RegistryObservation, VersionAnswer
 
 # Read by the monitor from each event's ce-annotations.
@@ -53,6 +54,52 @@ def predictor_logging(deployment: ModelDeployment, version: str | None) -> dict[
     return {
         "logger": {"mode": "all", "url": url, "metadataAnnotations": [VERSION_ANNOTATION]},
         "annotations": {VERSION_ANNOTATION: version},
+    }
+
+
+# KServe's agent listens here; KServe points a logged predictor's own Service at it, but not a
+# canary's (KServe v0.20 builds the canary Service from the model container's port).
+AGENT_PORT = 9081
+
+
+def routes_through_agent(deployment: ModelDeployment) -> bool:
+    """Whether canary traffic needs a Service of ours to reach the canary's agent: logging on,
+    Standard mode, and an HTTPRoute that sends the canary its share."""
+    serving = deployment.spec.serving
+    return (
+        logger_url(deployment) is not None
+        and serving.deployment_mode == "Standard"
+        and serving.http_route is not None
+    )
+
+
+def logged_canary_service_name(deployment: ModelDeployment) -> str:
+    return f"{deployment.metadata.name}-canary-logged"
+
+
+def canary_pod_prefix(deployment: ModelDeployment, predictor: str) -> str:
+    """The names of a canary predictor's pods start so (its Deployment's name)."""
+    return f"{deployment.metadata.name}-{predictor}-predictor-"
+
+
+def desired_logged_service(deployment: ModelDeployment, predictor: str) -> dict[str, Any]:
+    """The Service the HTTPRoute sends the canary's share to: the canary predictor's pods, on
+    the agent's port, so its requests are logged like the stable's. One per deployment, its
+    selector following the current canary (KServe's own `app` label of the predictor)."""
+    isvc = deployment.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": logged_canary_service_name(deployment),
+            "namespace": deployment.metadata.namespace,
+            "labels": {MANAGED_BY: "modelops", "modelops.io/deployment": isvc},
+            "ownerReferences": [owner_reference(deployment)],
+        },
+        "spec": {
+            "selector": {"app": f"isvc.{isvc}-{predictor}-predictor"},
+            "ports": [{"name": "http", "port": 80, "targetPort": AGENT_PORT, "protocol": "TCP"}],
+        },
     }
 
 

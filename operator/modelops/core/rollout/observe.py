@@ -10,12 +10,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from modelops.api.resource import ModelDeployment
+from modelops.core.inference_logging import canary_pod_prefix
 from modelops.core.ownership import DEPLOYMENT_LABEL, VERSION_LABEL
 from modelops.core.patches import owned_fields_match
 from modelops.core.rollout.objects import inference_service_name
 from modelops.core.rollout.readiness import deadline_passed, pod_diagnosis, progress_deadline
 from modelops.core.rollout.state import Observation
-from modelops.core.rollout.traffic import predictor_service
+from modelops.core.rollout.traffic import canary_backend, predictor_service
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def observe(
     elif canary is not None and kserve_ready and not canary_ready:
         detail = (
             f"KServe reports the canary ready; its Service "
-            f"{predictor_service(inference_service_name(deployment), canary.name)} has no "
+            f"{canary_backend(deployment, canary.name or 'canary')} has no "
             "ready endpoint yet"
         )
     elif canary is not None and not canary_ready:
@@ -109,7 +110,18 @@ def observe(
     return Observation(stable_ready, canary_ready, True, detail, diagnosis, settled)
 
 
-def endpoint_check(deployment: ModelDeployment, observed: Mapping[str, Any] | None) -> str | None:
+@dataclass(frozen=True)
+class EndpointCheck:
+    """Which Service's ready endpoints let the canary have traffic, counting only the pods
+    whose names start with `pod_prefix` (the logged Service follows each canary in turn)."""
+
+    service: str
+    pod_prefix: str
+
+
+def endpoint_check(
+    deployment: ModelDeployment, observed: Mapping[str, Any] | None
+) -> EndpointCheck | None:
     """The canary Service whose endpoints decide whether it may get traffic: looked up while
     the canary waits for its traffic and KServe reports it ready (afterwards KServe's
     readiness is enough)."""
@@ -124,7 +136,10 @@ def endpoint_check(deployment: ModelDeployment, observed: Mapping[str, Any] | No
     statuses = ((observed or {}).get("status") or {}).get("canaryStatuses") or []
     if not any(item.get("name") == canary.name and item.get("ready") for item in statuses):
         return None
-    return predictor_service(inference_service_name(deployment), canary.name)
+    predictor = canary.name or "canary"
+    return EndpointCheck(
+        canary_backend(deployment, predictor), canary_pod_prefix(deployment, predictor)
+    )
 
 
 def diagnosis_selector(deployment: ModelDeployment, now: datetime) -> str | None:

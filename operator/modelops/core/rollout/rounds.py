@@ -4,7 +4,7 @@ traffic, or the stable version under monitoring; template values for retraining 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from modelops.api.status import (
 from modelops.core.analysis import Context, Subject, due, query_for
 from modelops.core.promql import TemplateError
 from modelops.core.rollout.objects import inference_service_name
-from modelops.core.rollout.traffic import predictor_service
+from modelops.core.rollout.traffic import canary_backend, predictor_service
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,8 @@ def analysis_round(
     stable = _subject(isvc, status.stable, status.stable.predictor, rolled_out)
     if canary is not None:
         subject, compare = _subject(isvc, canary, canary.name, latest), stable
+        # Gateway metrics name the Service the route sends the canary's share to.
+        subject = replace(subject, service=canary_backend(deployment, canary.name or "canary"))
         kind: Literal["canary", "stable"] = "canary"
         version = canary.version
     else:

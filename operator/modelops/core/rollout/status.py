@@ -24,6 +24,7 @@ from modelops.core.conditions import (
     with_condition,
 )
 from modelops.core.decision import Decision, EventIntent
+from modelops.core.inference_logging import desired_logged_service, routes_through_agent
 from modelops.core.patches import edited_by_others
 from modelops.core.registry_writes import registry_writes
 from modelops.core.requests import requests_from
@@ -70,6 +71,9 @@ def rollout_decision(
         )
     service, route = objects_for(deployment, status, target)
     to_apply = None if matches(service, observed) else service
+    canary_service = None
+    if routes_through_agent(deployment) and status.canary is not None and status.canary.name:
+        canary_service = desired_logged_service(deployment, status.canary.name)
     events = [
         *object_events(
             service, before, observed, to_apply, transitioned=bool(outcome.state.events)
@@ -86,6 +90,7 @@ def rollout_decision(
         status=status,
         events=tuple(events),
         http_route=route,
+        canary_service=canary_service,
         registry_writes=registry_writes(deployment, status),
         counts=tuple(outcome.state.counts),
         job=job,

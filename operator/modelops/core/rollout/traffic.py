@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.api.resource import ModelDeployment
+from modelops.core.inference_logging import logged_canary_service_name, routes_through_agent
 from modelops.core.ownership import owner_reference
 
 HONOURED_WITHIN = 5  # percentage points
@@ -69,6 +70,14 @@ def predictor_service(isvc: str, predictor: str | None) -> str:
     return f"{isvc}-{predictor}-predictor" if predictor else f"{isvc}-predictor"
 
 
+def canary_backend(deployment: ModelDeployment, predictor: str) -> str:
+    """The Service a canary's share goes to: KServe's for the predictor, or, when its traffic
+    is logged, ours on the canary's agent."""
+    if routes_through_agent(deployment):
+        return logged_canary_service_name(deployment)
+    return predictor_service(deployment.metadata.name, predictor)
+
+
 def http_route_name(deployment: ModelDeployment) -> str:
     return deployment.metadata.name
 
@@ -95,7 +104,7 @@ def desired_http_route(
     if canary_predictor:
         backends.append(
             {
-                "name": predictor_service(isvc, canary_predictor),
+                "name": canary_backend(deployment, canary_predictor),
                 "port": 80,
                 "weight": canary_traffic,
             }
