@@ -107,7 +107,13 @@ IMAGES: dict[str, LocalImage] = {
     # This project's own image: the operator, and its MLflow storage initializer.
     OPERATOR_IMAGE: LocalImage(_operator, entrypoint=("modelops",)),
     # The example trainer (examples/retrain): MLflow and scikit-learn, like the models env.
-    TRAINER_IMAGE: LocalImage(_trainer, needs=MODELS, entrypoint=("python", "/app/train.py")),
+    # Its image installs modelops[monitor] (reference profiles): here the clone's package.
+    TRAINER_IMAGE: LocalImage(
+        _trainer,
+        env={"PYTHONPATH": str(REPO_ROOT / "operator")},
+        needs=MODELS,
+        entrypoint=("python", "/app/train.py"),
+    ),
 }
 
 

@@ -1,11 +1,14 @@
 """Retrain a wine classifier for modelops and propose it only when it is at least as good.
 
 modelops runs this in the retraining Job with MLFLOW_TRACKING_URI, MODEL_NAME, MODEL_VERSION
-(the version serving now), MODELOPS_TRIGGER_ID, MODELOPS_TRIGGER (why) and, when the
-deployment names one, MODELOPS_CANDIDATE_ALIAS. It:
+(the version serving now), MODELOPS_TRIGGER_ID, MODELOPS_TRIGGER (why), when the deployment
+names one, MODELOPS_CANDIDATE_ALIAS and, when the monitor captures labelled production rows,
+MODELOPS_PRODUCTION_DATA (their Parquet folder). It:
 
 1. trains a model on scikit-learn's wine data set (shipped with scikit-learn: nothing is
-   downloaded), with the hyper-parameters from the environment (TRAIN_C, TRAIN_MAX_ITER);
+   downloaded) plus the captured production rows, with the hyper-parameters from the
+   environment (TRAIN_C, TRAIN_MAX_ITER), and logs the reference profile of what it trained on
+   (modelops.profile.log_reference), so the monitor measures drift against it;
 2. logs parameters and held-out accuracy to MLflow;
 3. validates it against the serving version on the same held-out rows;
 4. registers it as a new version of MODEL_NAME with the trigger id and the data version on
@@ -49,6 +52,36 @@ def data_version(features: np.ndarray, target: np.ndarray) -> str:
     return f"sklearn-wine-{digest}"
 
 
+def production_rows(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled rows the monitor captured for this deployment (none when not set up)."""
+    location = os.environ.get("MODELOPS_PRODUCTION_DATA")
+    empty = np.empty((0, len(names))), np.empty((0,), dtype=int)
+    if not location:
+        return empty
+    import pyarrow.dataset
+
+    try:
+        table = pyarrow.dataset.dataset(location, format="parquet").to_table()
+    except (FileNotFoundError, OSError) as error:
+        print(f"train.py: no captured rows at {location} ({error})", file=sys.stderr)
+        return empty
+    columns = table.to_pydict()
+    if table.num_rows == 0 or not set(names) <= set(columns):
+        return empty
+    rows = np.column_stack([np.asarray(columns[n], dtype=float) for n in names])
+    return rows, np.asarray(columns["label"], dtype=float).astype(int)
+
+
+def log_profile(rows: np.ndarray, names: list[str]) -> None:
+    """The reference profile of the training rows, beside the model in the active run."""
+    try:
+        from modelops.profile import log_reference
+    except ImportError:
+        print("train.py: modelops[monitor] is not installed: no reference profile", file=sys.stderr)
+        return
+    log_reference(rows, feature_names=names, task="classification")
+
+
 def serving_accuracy(name: str, version: str, rows: np.ndarray, labels: np.ndarray) -> float | None:
     """Accuracy of the version serving now on the same held-out rows, if there is one."""
     if not version:
@@ -64,10 +97,19 @@ def main() -> int:
     serving = environment("MODEL_VERSION", "")
     trigger_id = environment("MODELOPS_TRIGGER_ID", "manual")
     alias = os.environ.get("MODELOPS_CANDIDATE_ALIAS") or None
-    features, target = load_wine(return_X_y=True)
+    wine = load_wine()
+    names = list(wine.feature_names)
+    features, target = wine.data, wine.target
     train_rows, test_rows, train_labels, test_labels = train_test_split(
         features, target, test_size=0.3, random_state=7, stratify=target
     )
+    captured_rows, captured_labels = production_rows(names)
+    if len(captured_rows):
+        # Production looks like this now: learn from it too (held-out rows stay the same).
+        train_rows = np.vstack([train_rows, captured_rows])
+        train_labels = np.concatenate([train_labels, captured_labels])
+        features = np.vstack([features, captured_rows])
+        target = np.concatenate([target, captured_labels])
     params = {
         "C": float(environment("TRAIN_C", "1.0")),
         "max_iter": int(environment("TRAIN_MAX_ITER", "500")),
@@ -82,8 +124,10 @@ def main() -> int:
         mlflow.log_metric("accuracy", accuracy)
         if baseline is not None:
             mlflow.log_metric("serving_accuracy", baseline)
+        log_profile(train_rows, names)
         mlflow.set_tags(
             {
+                "modelops.io/production-rows": str(len(captured_rows)),
                 TRIGGER_ID_TAG: trigger_id,
                 DATA_VERSION_TAG: data_version(features, target),
                 "modelops.io/trigger": os.environ.get("MODELOPS_TRIGGER", ""),

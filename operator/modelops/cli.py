@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(env MODELOPS_MONITOR_URL)",
     )
     run.add_argument(
+        "--capture-store",
+        default=os.environ.get("MODELOPS_CAPTURE_STORE", ""),
+        help="where the monitor writes labelled production rows; retraining Jobs get their "
+        "deployment's part as MODELOPS_PRODUCTION_DATA (env MODELOPS_CAPTURE_STORE)",
+    )
+    run.add_argument(
         "--prometheus-url",
         default=os.environ.get("MODELOPS_PROMETHEUS_URL", ""),
         help="default Prometheus for analysis without spec.analysis.prometheus "
@@ -162,6 +168,7 @@ def operator_config(args: argparse.Namespace) -> OperatorConfig:
         ),
         prometheus_url=args.prometheus_url or None,
         monitor_url=args.monitor_url or None,
+        capture_store=args.capture_store or None,
         namespaces=tuple(dict.fromkeys(args.namespaces)),
     )
 

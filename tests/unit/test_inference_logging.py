@@ -12,6 +12,7 @@ from modelops.core.inference_logging import (
     VERSION_ANNOTATION,
     monitoring_condition,
     predictor_logging,
+    production_data,
     with_default_logger,
 )
 from modelops.core.rollout.objects import CanaryPlan, desired_inference_service
@@ -60,6 +61,13 @@ def test_the_operators_monitor_url_fills_in_and_the_specs_wins() -> None:
     assert with_default_logger(monitored(), "http://default:8080/") == monitored()
     assert with_default_logger(bare, None) is bare
     assert with_default_logger(deployment(), "http://default:8080/") == deployment()
+    # The operator's capture store fills in beside a URL from either place.
+    captured = with_default_logger(bare, "http://default:8080/", "s3://rows")
+    assert production_data(captured) == "s3://rows/risk/fraud"
+    assert production_data(with_default_logger(monitored(), None, "s3://rows/")) == (
+        "s3://rows/risk/fraud"
+    )
+    assert production_data(monitored()) is None
 
 
 def test_the_monitoring_condition_names_what_is_missing() -> None:

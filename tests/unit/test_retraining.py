@@ -84,6 +84,7 @@ def test_a_breach_held_for_its_duration_fires_exactly_one_job_with_the_environme
     assert env["MODELOPS_TRIGGER_ID"] == "quality-20261130120230"
     assert env["MLFLOW_TRACKING_URI"] == "http://mine"  # the template's own value wins
     assert env["MODELOPS_CANDIDATE_ALIAS"] == "challenger"
+    assert "MODELOPS_PRODUCTION_DATA" not in env  # no monitor capturing rows
     assert job["metadata"]["name"].startswith("fraud-retrain-")
     assert job["metadata"]["ownerReferences"][0]["uid"] == "1111-2222"
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400
@@ -321,3 +322,16 @@ def test_a_person_asks_for_retraining_once_and_only_one_job_runs_at_a_time() -> 
     assert [e.reason for e in busy.events] == ["RetrainingSuppressed"]
     assert "is running" in busy.events[0].message
     assert busy.status.retraining.current.trigger_id == run.trigger_id  # type: ignore[union-attr]
+
+
+def test_a_job_of_a_monitored_deployment_gets_its_captured_rows() -> None:
+    loop = Loop(METRIC)
+    loop.body["spec"]["monitoring"] = {
+        "drift": {"enabled": True},
+        "logger": {"url": "http://monitor/", "captureStore": "s3://captured/rows/"},
+    }
+    loop.step(0, value=0.5)
+    loop.step(120, value=0.5)
+    [job] = loop.jobs
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELOPS_PRODUCTION_DATA"] == "s3://captured/rows/risk/fraud"

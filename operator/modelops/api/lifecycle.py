@@ -31,6 +31,11 @@ class InferenceLoggerSpec(SpecModel):
     url: Annotated[str, StringConstraints(pattern=r"^https?://.+", max_length=2048)]
     """The monitor's URL, for example http://modelops-monitor.modelops-system.svc:8080/."""
 
+    capture_store: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    """Where the monitor writes labelled production rows (a path or s3://bucket/prefix);
+    retraining Jobs get this deployment's part of it as MODELOPS_PRODUCTION_DATA. The
+    operator's --capture-store when omitted."""
+
 
 class MonitoringSpec(SpecModel):
     """Watching after promotion."""

@@ -29,6 +29,8 @@ class OperatorConfig:
     """Namespaces to watch (globs allowed); all when empty."""
     monitor_url: str | None = None
     """The monitor KServe's inference logger sends to, for deployments that name none."""
+    capture_store: str | None = None
+    """Where the monitor captures labelled rows (retraining Jobs read their deployment's)."""
 
     @property
     def scans_namespaces(self) -> bool:

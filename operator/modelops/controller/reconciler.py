@@ -104,6 +104,7 @@ class Reconciler:
     ) -> None:
         config = config or OperatorConfig()
         self._monitor_url = config.monitor_url
+        self._capture_store = config.capture_store
         self._api = api
         self._resolver = resolver or ModelResolver(api, config.registry)
         self._analysis = analysis or AnalysisRunner(api, config.prometheus_url)
@@ -204,7 +205,7 @@ class Reconciler:
             # The CRD schema mirrors the models, so this means an older or edited CRD.
             logger.error("ModelDeployment %s/%s does not parse: %s", *key, error)
             return "rejected"
-        deployment = with_default_logger(deployment, self._monitor_url)
+        deployment = with_default_logger(deployment, self._monitor_url, self._capture_store)
         observed = newer(inference_services(key), self._written_services.get(key))
         registry = None
         if deployment.spec.serving.storage_uri is None:

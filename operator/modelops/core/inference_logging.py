@@ -29,12 +29,24 @@ def logging_wanted(deployment: ModelDeployment) -> bool:
     return bool(monitoring and monitoring.drift and monitoring.drift.enabled)
 
 
-def with_default_logger(deployment: ModelDeployment, url: str | None) -> ModelDeployment:
-    """The deployment with the operator-wide monitor URL where its spec names none."""
+def with_default_logger(
+    deployment: ModelDeployment, url: str | None, capture_store: str | None = None
+) -> ModelDeployment:
+    """The deployment with the operator-wide monitor URL (and capture store) where its spec
+    names none."""
     monitoring = deployment.spec.monitoring
-    if url is None or monitoring is None or monitoring.logger is not None:
+    if monitoring is None or (url is None and capture_store is None):
         return deployment
-    filled = monitoring.model_copy(update={"logger": InferenceLoggerSpec(url=url)})
+    logger = monitoring.logger
+    if logger is None:
+        if url is None:
+            return deployment
+        logger = InferenceLoggerSpec(url=url, capture_store=capture_store)
+    elif logger.capture_store is None and capture_store is not None:
+        logger = logger.model_copy(update={"capture_store": capture_store})
+    else:
+        return deployment
+    filled = monitoring.model_copy(update={"logger": logger})
     spec = deployment.spec.model_copy(update={"monitoring": filled})
     return deployment.model_copy(update={"spec": spec})
 
@@ -44,6 +56,17 @@ def logger_url(deployment: ModelDeployment) -> str | None:
     if not logging_wanted(deployment) or monitoring is None or monitoring.logger is None:
         return None
     return monitoring.logger.url
+
+
+def production_data(deployment: ModelDeployment) -> str | None:
+    """This deployment's captured labelled rows (the monitor's layout in the store)."""
+    monitoring = deployment.spec.monitoring
+    if not logging_wanted(deployment) or monitoring is None or monitoring.logger is None:
+        return None
+    store = monitoring.logger.capture_store
+    if not store:
+        return None
+    return f"{store.rstrip('/')}/{deployment.metadata.namespace}/{deployment.metadata.name}"
 
 
 def predictor_logging(deployment: ModelDeployment, version: str | None) -> dict[str, Any]:

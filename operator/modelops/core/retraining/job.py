@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import RetrainingRun
+from modelops.core.inference_logging import production_data
 from modelops.core.labels import label_value
 from modelops.core.ownership import DEPLOYMENT_LABEL, MANAGED_BY, owner_reference
 
@@ -52,6 +53,9 @@ def retraining_job(
     }
     if spec.candidate is not None and spec.candidate.alias:
         environment["MODELOPS_CANDIDATE_ALIAS"] = spec.candidate.alias
+    captured = production_data(deployment)
+    if captured is not None:
+        environment["MODELOPS_PRODUCTION_DATA"] = captured
     tracking = (registry.tracking_uri if registry else None) or tracking_uri
     pod = template.setdefault("template", {})
     pod_metadata = pod.setdefault("metadata", {})
