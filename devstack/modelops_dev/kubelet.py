@@ -131,6 +131,9 @@ class PodRun:
     containers: list[ContainerState] = field(default_factory=list)
     stopping: bool = False
     volumes: dict[str, Path] = field(default_factory=dict)
+    # One status write at a time, built when its turn comes: two containers' probes changing
+    # at once must not let an older snapshot land last (a pod stuck not ready).
+    status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class ProcessKubelet:
@@ -454,6 +457,10 @@ class ProcessKubelet:
         return True
 
     async def write_status(self, run: PodRun, phase: str, message: str | None = None) -> None:
+        async with run.status_lock:
+            await self._write_status(run, phase, message)
+
+    async def _write_status(self, run: PodRun, phase: str, message: str | None) -> None:
         spec = run.pod["spec"]
         images = {
             c["name"]: c.get("image", "")
