@@ -183,7 +183,9 @@ def router(
 @pytest.fixture(scope="session")
 def kserve(control_plane: ControlPlane) -> Iterator[KServeController]:
     """The real KServe manager and webhooks (in a sandbox on a bridge of its own)."""
-    network = PodNetwork(control_plane.directory / "network", cidr=KSERVE_CIDR, bridge=KSERVE_BRIDGE)
+    network = PodNetwork(
+        control_plane.directory / "network", cidr=KSERVE_CIDR, bridge=KSERVE_BRIDGE
+    )
     controller = KServeController(control_plane, network)
     try:
         controller.start(progress=True)

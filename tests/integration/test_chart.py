@@ -196,6 +196,8 @@ def test_the_dashboard_queries_parse_and_name_only_metrics_the_operator_exports(
     from prometheus_client import REGISTRY
 
     import modelops.controller.metrics  # noqa: F401  (registers the operator's metrics)
+    from modelops.monitor.engine import Monitor
+    from modelops.monitor.metrics import MonitorCollector
 
     [config_map] = [c for c in kinds(render(helm, "-f", str(EXTRAS)))["ConfigMap"]
                     if c["metadata"]["labels"].get("grafana_dashboard") == "1"]  # fmt: skip
@@ -215,11 +217,15 @@ def test_the_dashboard_queries_parse_and_name_only_metrics_the_operator_exports(
     }
     exported |= {m.name + suffix for m in REGISTRY.collect() if m.name.startswith("modelops_")
                  for suffix in ("", "_total", "_bucket", "_count", "_sum")}  # fmt: skip
+    # The monitor's, as its collector names them.
+    exported |= {m.name + suffix for m in MonitorCollector(Monitor()).collect()
+                 for suffix in ("", "_total")}  # fmt: skip
     named = set(re.findall(r"modelops_[a-z_]+", " ".join(concrete)))
     assert named and named <= exported, named - exported
     assert {"modelops_model_version_info", "modelops_canary_traffic_percent",
             "modelops_analysis_measurements_total", "modelops_rollbacks_total",
-            "modelops_retraining_total"} <= named  # fmt: skip
+            "modelops_retraining_total", "modelops_drift_psi", "modelops_model_quality",
+            "modelops_drifted_features_share"} <= named  # fmt: skip
 
 
 def test_the_optional_parts_are_accepted_by_the_api_server(
