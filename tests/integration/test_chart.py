@@ -74,6 +74,34 @@ def test_the_default_install_is_cluster_wide_least_privilege_and_restricted(helm
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_the_monitor_is_read_only_restricted_and_where_the_operator_logs_to(helm: Path) -> None:
+    found = kinds(render(helm, "--set", "monitor.enabled=true",
+                         "--set", "monitor.feedbackTokenSecret=feedback"))  # fmt: skip
+    roles = {r["metadata"]["name"]: r for r in found["ClusterRole"]}
+    monitor_role = roles["modelops-monitor"]
+    verbs = {(group, resource): set(rule["verbs"]) for rule in monitor_role["rules"]
+             for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+    assert verbs == {("modelops.io", "modeldeployments"): {"get"}, ("", "secrets"): {"get"}}
+    deployments = {d["metadata"]["name"]: d for d in found["Deployment"]}
+    monitor = deployments["modelops-monitor"]["spec"]["template"]["spec"]
+    assert monitor["serviceAccountName"] == "modelops-monitor"
+    assert monitor["securityContext"]["runAsNonRoot"] is True
+    [container] = monitor["containers"]
+    assert container["args"][0] == "monitor"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    env = {e["name"]: e for e in container["env"]}
+    # The feedback token comes from a Secret, never a value in the spec.
+    assert env["MODELOPS_FEEDBACK_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "feedback", "key": "token",
+    }  # fmt: skip
+    operator = deployments["modelops"]["spec"]["template"]["spec"]["containers"][0]
+    operator_env = {e["name"]: e.get("value") for e in operator["env"]}
+    [service] = [s for s in found["Service"] if s["metadata"]["name"] == "modelops-monitor"]
+    assert operator_env["MODELOPS_MONITOR_URL"] == "http://modelops-monitor.modelops-system.svc/"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+
+
 def test_watching_namespaces_grants_roles_there_only(helm: Path) -> None:
     found = kinds(render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml")))
     assert "ClusterRole" not in found and "ClusterRoleBinding" not in found

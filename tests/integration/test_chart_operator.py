@@ -214,12 +214,16 @@ def test_the_chart_pod_is_admitted_by_restricted_pod_security(
         "pod-security.kubernetes.io/enforce": "restricted",
         "pod-security.kubernetes.io/enforce-version": "latest"}}})  # fmt: skip
     try:
-        [deployment] = [o for o in render(ensure_helm()) if o["kind"] == "Deployment"]
-        template = deployment["spec"]["template"]
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "operator", "labels": template["metadata"]["labels"]},
-               "spec": {**template["spec"], "serviceAccountName": "default"}}  # fmt: skip
-        core.create_namespaced_pod(namespace, pod, dry_run="All")
+        rendered = render(ensure_helm(), "--set", "monitor.enabled=true")
+        deployments = [o for o in rendered if o["kind"] == "Deployment"]
+        assert len(deployments) == 2  # the operator and the monitor
+        for deployment in deployments:
+            template = deployment["spec"]["template"]
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": deployment["metadata"]["name"],
+                                "labels": template["metadata"]["labels"]},
+                   "spec": {**template["spec"], "serviceAccountName": "default"}}  # fmt: skip
+            core.create_namespaced_pod(namespace, pod, dry_run="All")
 
         # The admission is real: the same pod allowed to escalate privileges is refused.
         loose = json.loads(json.dumps(pod))
