@@ -154,7 +154,9 @@ def memory(windows: int = 1000, flood: int = 50_000) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "monitor.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "monitor.json"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the goal says
     results = {
