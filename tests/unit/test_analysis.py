@@ -114,6 +114,19 @@ def test_compare_to_stable_verdicts() -> None:
     assert judge(ratio, zero).verdict == "Pass"
 
 
+def test_min_ratio_fails_a_canary_worse_than_the_stable_where_higher_is_better() -> None:
+    accuracy = metric(preset="monitor-accuracy", compareTo="stable", minRatio=0.95, max=None)
+    worse = [Sample({ROLE_LABEL: "canary"}, 0.8), Sample({ROLE_LABEL: "stable"}, 0.9)]
+    failed = judge(accuracy, worse)
+    assert failed.verdict == "Fail" and "< minRatio 0.95" in failed.message
+    better = [Sample({ROLE_LABEL: "canary"}, 0.95), Sample({ROLE_LABEL: "stable"}, 0.4)]
+    passed = judge(accuracy, better)
+    assert passed.verdict == "Pass" and "within minRatio 0.95" in passed.message
+    both = metric(compareTo="stable", minRatio=0.5, maxRatio=2.0, max=None)
+    far = [Sample({ROLE_LABEL: "canary"}, 5.0), Sample({ROLE_LABEL: "stable"}, 1.0)]
+    assert "> maxRatio 2" in judge(both, far).message
+
+
 def test_tally_counts_failures_and_consecutive_no_verdicts() -> None:
     fail = judge(metric(), [Sample({}, 5.0)])
     gap = judge(metric(), [])

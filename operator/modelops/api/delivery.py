@@ -137,12 +137,13 @@ class MetricSpec(SpecModel):
                 "set exactly one of query (PromQL template) or preset",
             ),
             Rule(
-                "has(self.min) || has(self.max) || has(self.maxRatio)",
-                "a metric needs a threshold: set min, max, or compareTo: stable with maxRatio",
+                "has(self.min) || has(self.max) || has(self.maxRatio) || has(self.minRatio)",
+                "a metric needs a threshold: set min, max, or compareTo: stable with maxRatio "
+                "(lower is better) or minRatio (higher is better)",
             ),
             Rule(
-                "has(self.compareTo) == has(self.maxRatio)",
-                "compareTo: stable and maxRatio go together",
+                "has(self.compareTo) == (has(self.maxRatio) || has(self.minRatio))",
+                "compareTo: stable and maxRatio or minRatio go together",
             ),
             Rule(
                 "!has(self.min) || !has(self.max) || self.min <= self.max",
@@ -171,6 +172,10 @@ class MetricSpec(SpecModel):
 
     max_ratio: Annotated[float, Field(gt=0)] | None = None
     """With compareTo: stable, the canary fails when canary/stable exceeds this ratio."""
+
+    min_ratio: Annotated[float, Field(gt=0)] | None = None
+    """With compareTo: stable, the canary fails when canary/stable is below this ratio (for a
+    metric where higher is better, such as accuracy: 0.95 allows 5% worse than the stable)."""
 
     window: Duration | None = None
     """Range of the query ({{ window }}); defaults to the analysis interval."""

@@ -172,23 +172,23 @@ def judge(metric: MetricSpec, answer: Answer) -> Measurement:
         sides[role] = found
     canary, stable = sides["canary"], sides["stable"]
     ratio = 1.0 if canary == stable else (math.inf if stable == 0 else canary / stable)
-    assert metric.max_ratio is not None  # the CRD requires maxRatio with compareTo
     failing = _bounds(metric, canary)
     if failing is None and math.isinf(canary):
         failing = f"{metric.name}: canary: {ONLY_FAILURES}"
-    if failing is None and ratio > metric.max_ratio:
-        failing = (
-            f"{metric.name}: canary {_number(canary)} / stable {_number(stable)} = "
-            f"{_number(ratio)} > maxRatio {_number(metric.max_ratio)}"
-        )
+    shown = f"{metric.name}: canary {_number(canary)} / stable {_number(stable)} = {_number(ratio)}"
+    if failing is None and metric.max_ratio is not None and ratio > metric.max_ratio:
+        failing = f"{shown} > maxRatio {_number(metric.max_ratio)}"
+    if failing is None and metric.min_ratio is not None and ratio < metric.min_ratio:
+        failing = f"{shown} < minRatio {_number(metric.min_ratio)}"
+    limits = [f"maxRatio {_number(metric.max_ratio)}"] if metric.max_ratio is not None else []
+    limits += [f"minRatio {_number(metric.min_ratio)}"] if metric.min_ratio is not None else []
     return Measurement(
         name=metric.name,
         verdict="Fail" if failing else "Pass",
         value=None if math.isinf(ratio) else ratio,
         canary_value=None if math.isinf(canary) else canary,
         stable_value=None if math.isinf(stable) else stable,
-        message=failing
-        or f"{metric.name}: canary {_number(canary)} / stable {_number(stable)} = {_number(ratio)} within maxRatio {_number(metric.max_ratio)}",
+        message=failing or f"{shown} within {' and '.join(limits)}",
     )
 
 

@@ -53,6 +53,12 @@ def add_monitor_arguments(parser: argparse.ArgumentParser) -> None:
         help="where labelled production rows go (a path or s3://bucket/prefix); "
         "empty: not captured",
     )
+    parser.add_argument(
+        "--capture-flush-seconds",
+        type=float,
+        default=30.0,
+        help="captured rows are written at least this often (default 30)",
+    )
     parser.add_argument("--window", type=int, default=1000, help="rows per drift window")
     parser.add_argument(
         "--min-samples",
@@ -141,7 +147,8 @@ def run_monitor(args: argparse.Namespace, connection: Connection) -> int:
             os.environ.get(FEEDBACK_TOKEN_VARIABLE) or None,
             capture=Capture(args.capture_store) if args.capture_store else None,
         )
-        runner = web.AppRunner(build_app(service, max_body=args.max_body), access_log=None)
+        app = build_app(service, max_body=args.max_body, flush_every=args.capture_flush_seconds)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, args.address, args.port).start()
         logging.getLogger("modelops.monitor").info(

@@ -128,7 +128,9 @@ class MonitorService:
         return web.json_response({"labelled": len(rows)})
 
 
-def build_app(service: MonitorService, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
+def build_app(
+    service: MonitorService, max_body: int = DEFAULT_MAX_BODY, flush_every: float = 30.0
+) -> web.Application:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(MonitorCollector(service.monitor))
 
@@ -161,7 +163,7 @@ def build_app(service: MonitorService, max_body: int = DEFAULT_MAX_BODY) -> web.
         ]
     )
     if service.capture is not None:
-        app.cleanup_ctx.append(_flush_captured(service, service.capture))
+        app.cleanup_ctx.append(_flush_captured(service, service.capture, flush_every))
     return app
 
 
