@@ -1,9 +1,10 @@
 """`make demo`: the whole model lifecycle on one machine, with a live view in the terminal.
 
 It starts the local stack (`modelops-dev up`: control plane, KServe, process kubelet, router,
-MLflow, Prometheus) and the operator, then runs the scenario in modelops_dev.scenario:
-v1 served, a bad v2 rolled back by the canary analysis, retraining started by the rollback,
-the retrained v3 rolled out and promoted. It exits non-zero naming the stage that missed its
+MLflow, Prometheus), the operator and the chart's monitor, then runs the scenario in
+modelops_dev.scenario: v1 served, a bad v2 rolled back by the canary analysis, retraining
+started by the rollback, the retrained v3 rolled out and promoted; then production drifts, the
+monitor shows it, the drift trigger retrains on the captured rows, and v4 is promoted. It exits non-zero naming the stage that missed its
 deadline. `--keep` leaves everything up for kubectl and the MLflow and Prometheus UIs.
 
     python -m modelops_dev.demo [--keep] [--dir DIR]     (make demo DEMO_ARGS=--keep)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,9 +54,14 @@ def state_table(snapshot: Snapshot) -> Table:
     table = status_table(snapshot.status, snapshot.jobs)
     traffic = snapshot.traffic
     if traffic:
+        labelled = (traffic.get("feedback") or {}).get("200", 0)
         table.add_row(
-            "requests", f"{traffic.get('ok', 0)} answered, {traffic.get('failed', 0)} failed"
+            "requests",
+            f"{traffic.get('ok', 0)} answered, {traffic.get('failed', 0)} failed, "
+            f"{labelled} labelled ({traffic.get('segment', 'all')} wines)",
         )
+    for version, numbers in snapshot.monitoring.items():
+        table.add_row(f"monitor {version}", numbers)
     return table
 
 
@@ -91,8 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MODELOPS_POD_CIDR", "10.225.0.0/16")
     stack = Stack(args.dir)
     stack.down()  # whatever a previous --keep run left behind
+    # A scenario from the start: no deployment, registry, captured rows or metrics of an
+    # earlier run (the stack keeps its etcd, MLflow and Prometheus data in this folder).
+    shutil.rmtree(args.dir, ignore_errors=True)
     console.rule("local stack (the first run builds binaries and Python environments)")
     started = time.monotonic()
+    try:
+        return run_scenario(stack, args.dir, args.keep, started)
+    finally:
+        if not args.keep:
+            stack.down()  # the operator too (adopted), also after an unexpected error
+            console.print("stopped everything the demo started")
+
+
+def run_scenario(stack: Stack, directory: Path, keep: bool, started: float) -> int:
     state = stack.up()
     from modelops_dev.control_plane import ControlPlane
 
@@ -102,15 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     cluster = Cluster(plane, state["router"], state["mlflow"], state["prometheus"])
     console.print(f"MLflow UI: {state['mlflow']}    Prometheus UI: {state['prometheus']}")
     scenario_started = time.monotonic()
-    latest: list[Snapshot] = []
     outcome = 0
     with Live(console=console, refresh_per_second=4) as live:
 
         def observe(snapshot: Snapshot) -> None:
-            latest[:] = [snapshot]
             live.update(Group(stage_table(snapshot.stages), state_table(snapshot)))
 
-        scenario = Scenario(cluster, args.dir, observe)
+        scenario = Scenario(cluster, directory, observe)
         try:
             scenario.run()
         except StageMissedError as missed:
@@ -122,15 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"stack start {scenario_started - started:.0f}s, scenario {time.monotonic() - scenario_started:.0f}s"
     )
-    if args.keep:
+    if keep:
         console.print(f"export KUBECONFIG={state['kubeconfig']}")
         console.print(f"MLflow UI: {state['mlflow']}    Prometheus UI: {state['prometheus']}")
         console.print(
-            f"stop it all with: modelops-dev down --dir {args.dir} (operator pid {operator.pid})"
+            f"stop it all with: modelops-dev down --dir {directory} (operator pid {operator.pid})"
         )
-        return outcome
-    stack.down()  # the operator too (adopted)
-    console.print("stopped everything the demo started")
     return outcome
 
 

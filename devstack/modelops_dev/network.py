@@ -221,10 +221,19 @@ class PodNetwork:
             "bridge_created": self._bridge_created,
             "sandboxes": [vars(s) for s in self._sandboxes.values()],
         }
-        self.state_file.write_text(json.dumps(state, indent=2))
+        # Written whole or not at all: a kubelet killed mid-write must not leave `down` an
+        # empty file and the namespaces it lists behind.
+        partial = self.state_file.with_suffix(".partial")
+        partial.write_text(json.dumps(state, indent=2))
+        os.replace(partial, self.state_file)
 
     def _load(self) -> None:
-        state = json.loads(self.state_file.read_text())
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            # A state file cut short by an older version's non-atomic write: nothing known
+            # here; the bridge's owner mark lets the next `up` reclaim what it left.
+            return
         self.network = ipaddress.ip_network(state["cidr"])
         self.bridge = state["bridge"]
         self.gateway = str(next(self.network.hosts()))

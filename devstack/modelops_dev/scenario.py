@@ -1,10 +1,16 @@
 """The model lifecycle scenario of `make demo` and of the closed-loop test (one code path).
 
-v1 of a wine classifier is trained by the example trainer and served; steady traffic flows; a
-bad v2 (it refuses the 31% of wine inputs with alcohol above 13.5%) is registered and the alias moved; the canary
-analysis rolls it back; the rollback fires retraining; the example trainer's Job registers a
-validated v3, which is rolled out and promoted, and the alias `champion` ends on it. Each
-stage has a deadline; a missed one raises StageMissedError naming it.
+v1 of a wine classifier is trained by the example trainer on the low-alcohol half of the wine
+data and served; steady traffic of such wines flows, its true labels sent back to the monitor;
+a bad v2 (it refuses the third of those inputs with alcohol above 12.5%) is registered and the
+alias moved; the canary analysis rolls it back; the rollback fires retraining; the example
+trainer's Job registers a validated v3, which is rolled out and promoted. Then production moves
+to the high-alcohol wines, whose new lab reports proline on another scale: the monitor (KServe's inference logger -> drift against v3's
+reference profile, live accuracy from the labels) shows drift and an accuracy drop; the drift
+trigger starts one retraining Job, which learns from the captured labelled rows and registers
+v4; v4 is judged against v3 (accuracy, compareTo: stable) and promoted, and its own drift stays
+below the trigger's threshold. Each stage has a deadline; a missed one raises StageMissedError
+naming it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import yaml
 
 from modelops_dev.binaries import REPO_ROOT
 from modelops_dev.control_plane import ControlPlane
+from modelops_dev.drift_act import DriftAct
 from modelops_dev.environments import MODELS
+from modelops_dev.monitor import InstalledMonitor, install_monitor, uninstall_monitor
 
 DEMO = REPO_ROOT / "examples" / "demo"
 TRAINER = REPO_ROOT / "examples" / "retrain" / "train.py"
@@ -65,9 +73,11 @@ class Snapshot:
     jobs: list[dict[str, Any]]
     traffic: dict[str, Any]
     events: list[str] = field(default_factory=list)
+    monitoring: dict[str, str] = field(default_factory=dict)
+    """What the monitor measures per served version (drift, accuracy), from Prometheus."""
 
 
-class Scenario:
+class Scenario(DriftAct):
     def __init__(
         self, cluster: Cluster, workdir: Path, observe: Callable[[Snapshot], None] = lambda _: None
     ) -> None:
@@ -81,16 +91,25 @@ class Scenario:
             Stage("train v1 with the example trainer and point champion at it", 240),
             Stage("v1 serves 100% of traffic", 300),
             Stage("traffic flows through the router", 60),
-            Stage("register v2 (refuses inputs with alcohol > 13.5) and move champion", 240),
+            Stage("register v2 (refuses inputs with alcohol > 12.5) and move champion", 240),
             Stage("v2 canary receives traffic", 180),
             Stage("the analysis rolls v2 back", 120),
             Stage("the rollback starts a retraining Job", 60),
             Stage("the Job trains, validates and registers v3", 300),
             Stage("v3 canary receives traffic", 180),
             Stage("v3 promoted; champion points at v3", 180),
+            Stage("production moves to high-alcohol wines from a new lab, labels sent back", 90),
+            Stage("the monitor shows v3's drift and accuracy drop in Prometheus", 120),
+            Stage("the drift trigger starts one retraining Job", 120),
+            Stage("the Job learns from the captured rows and registers v4", 300),
+            Stage("v4 judged against v3 (accuracy) and promoted", 240),
+            Stage("v4's drift stays below the trigger's threshold", 90),
         ]
         self.versions: dict[str, str] = {}
         self.spec_at_start: dict[str, Any] = {}
+        self.monitor: InstalledMonitor | None = None
+        self.measured: dict[str, str] = {}
+        self._measured_at = 0.0
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -118,6 +137,8 @@ class Scenario:
     def _snapshot(self) -> None:
         try:
             snapshot = Snapshot(self.stages, self.status(), self.jobs(), self.traffic_stats())
+            if self.monitor is not None:
+                snapshot.monitoring = self.monitored()
         except OSError:
             return
         self.observe(snapshot)
@@ -178,13 +199,23 @@ class Scenario:
             self.stop_traffic()
 
     def _stage_0(self, stage: Stage) -> None:
+        # The monitor first: a pod resolves Service names when it starts (the process
+        # kubelet's /etc/hosts), and v1's agent sends to the monitor's.
+        captured = self.workdir / "captured"
+        self.monitor = install_monitor(
+            self.cluster.plane, self.cluster.mlflow, captured, self.workdir / "monitor"
+        )
         env = {"MLFLOW_TRACKING_URI": self.cluster.mlflow, "MODEL_NAME": self.name,
-               "MODELOPS_TRIGGER_ID": "demo-initial", "MODELOPS_CANDIDATE_ALIAS": "champion"}  # fmt: skip
+               "MODELOPS_TRIGGER_ID": "demo-initial", "MODELOPS_CANDIDATE_ALIAS": "champion",
+               "TRAIN_SEGMENT": "low-alcohol", "PYTHONPATH": str(REPO_ROOT / "operator")}  # fmt: skip
         self.versions["v1"] = self._python(TRAINER, env)["version"]
         stage.detail = f"version {self.versions['v1']}"
         manifest = json.loads(json.dumps(self.manifest))
         manifest["spec"]["model"]["registry"]["trackingUri"] = self.cluster.mlflow
         manifest["spec"]["analysis"]["prometheus"] = {"url": self.cluster.prometheus}
+        manifest["spec"]["monitoring"]["logger"] = {
+            "url": self.monitor.url, "captureStore": str(captured),
+        }  # fmt: skip
         namespace = self.cluster.namespace
         if not self._exists(f"/api/v1/namespaces/{namespace}"):
             self.cluster.plane.request(
@@ -212,12 +243,20 @@ class Scenario:
 
         self._wait(stage, serving)
 
-    def _stage_2(self, stage: Stage) -> None:
+    def start_traffic(self, segment: str) -> None:
+        """Wine rows of `segment`, 20 per second, each answered one labelled two seconds later
+        through the monitor's feedback endpoint."""
+        assert self.monitor is not None
+        self.stats_file.unlink(missing_ok=True)
         self.traffic = subprocess.Popen(
             [str(MODELS.bin("python")), str(DEMO / "traffic.py"), self.cluster.router, self.host,
-             self.name, str(self.stats_file), "20"],
+             self.name, str(self.stats_file), "20", "--segment", segment,
+             "--feedback", self.monitor.host, "--token-file", str(self.monitor.token_file)],
             stdout=subprocess.DEVNULL, stderr=(self.workdir / "traffic.log").open("ab"),
         )  # fmt: skip
+
+    def _stage_2(self, stage: Stage) -> None:
+        self.start_traffic("low-alcohol")
         self._wait(stage, lambda: self.traffic_stats().get("ok", 0) >= 40)
 
     def _stage_3(self, stage: Stage) -> None:
@@ -282,8 +321,11 @@ class Scenario:
 
     def remove(self, deadline: float = 120) -> None:
         """Delete the deployment and wait until the garbage collector and the kubelet have
-        removed everything it owned: InferenceService, predictor and Job pods, Jobs."""
+        removed everything it owned: InferenceService, predictor and Job pods, Jobs; and the
+        monitor the scenario installed."""
         self.cluster.plane.request("DELETE", self._md_path(self.name))
+        if self.monitor is not None:
+            uninstall_monitor(self.cluster.plane)
         pods = f"/api/v1/namespaces/{self.cluster.namespace}/pods?labelSelector=modelops.io/deployment%3D{self.name}"
         end = time.monotonic() + deadline
         while time.monotonic() < end:

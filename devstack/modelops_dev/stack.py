@@ -168,9 +168,11 @@ class Stack:
                     plane.request("DELETE", path)
         # The kubelet first: on SIGTERM it stops its pods and removes their sandboxes.
         order = sorted(state.get("processes", {}).items(), key=lambda item: item[0] != "kubelet")
-        for _, pid in order:
+        for name, pid in order:
             if _leads_group(pid):
-                stop_group(pid, grace=30)
+                # The kubelet gives each pod up to 30 s to stop (KServe's agent drains) and then
+                # removes the sandboxes: more than that before it is killed.
+                stop_group(pid, grace=75 if name == "kubelet" else 30)
                 continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -178,11 +180,13 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 _wait_exit(pid, 5)
-        for network_dir in (self.directory / "kserve-network", self.directory / "kubelet"):
-            if (network_dir / "network.json").exists():
-                PodNetwork(network_dir).down()
-        if plane is not None:
-            plane.stop()
+        try:
+            for network_dir in (self.directory / "kserve-network", self.directory / "kubelet"):
+                if (network_dir / "network.json").exists():
+                    PodNetwork(network_dir).down()
+        finally:
+            if plane is not None:
+                plane.stop()  # whatever happened to the network
         self._record(processes={}, webhooks=[])
 
     def status(self) -> list[tuple[str, int, bool]]:

@@ -6,9 +6,11 @@ names one, MODELOPS_CANDIDATE_ALIAS and, when the monitor captures labelled prod
 MODELOPS_PRODUCTION_DATA (their Parquet folder). It:
 
 1. trains a model on scikit-learn's wine data set (shipped with scikit-learn: nothing is
-   downloaded) plus the captured production rows, with the hyper-parameters from the
-   environment (TRAIN_C, TRAIN_MAX_ITER), and logs the reference profile of what it trained on
-   (modelops.profile.log_reference), so the monitor measures drift against it;
+   downloaded; TRAIN_SEGMENT=low-alcohol keeps the wines below the median alcohol only) plus
+   the captured production rows, with the hyper-parameters from the environment (TRAIN_C,
+   TRAIN_MAX_ITER), and logs the reference profile of what production looks like (the newest
+   300 captured rows once there are 100, else the training rows) with
+   modelops.profile.log_reference, so the monitor measures drift against it;
 2. logs parameters and held-out accuracy to MLflow;
 3. validates it against the serving version on the same held-out rows;
 4. registers it as a new version of MODEL_NAME with the trigger id and the data version on
@@ -52,8 +54,37 @@ def data_version(features: np.ndarray, target: np.ndarray) -> str:
     return f"sklearn-wine-{digest}"
 
 
+# The wine data's median alcohol: TRAIN_SEGMENT=low-alcohol trains on the wines below it only
+# (the demo's first versions, which have never seen the other half).
+MEDIAN_ALCOHOL = 13.05
+# Captured rows that make the reference profile production's rather than the training data's,
+# and how many of the newest ones describe production now.
+PROFILE_FROM_PRODUCTION = 100
+RECENT_PRODUCTION_ROWS = 300
+
+
+def segment(features: np.ndarray, target: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "all":
+        return features, target
+    if name == "low-alcohol":
+        keep = features[:, 0] < MEDIAN_ALCOHOL
+        return features[keep], target[keep]
+    raise SystemExit(f"train.py: TRAIN_SEGMENT {name!r} is neither 'all' nor 'low-alcohol'")
+
+
+def split(rows: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    """70/30, stratified when every class has two rows to split."""
+    counts = np.unique(labels, return_counts=True)[1]
+    stratify = labels if counts.min() >= 2 else None
+    parts: list[np.ndarray] = train_test_split(
+        rows, labels, test_size=0.3, random_state=7, stratify=stratify
+    )
+    return parts
+
+
 def production_rows(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled rows the monitor captured for this deployment (none when not set up)."""
+    """The labelled rows the monitor captured for this deployment, oldest first (none when
+    not set up)."""
     location = os.environ.get("MODELOPS_PRODUCTION_DATA")
     empty = np.empty((0, len(names))), np.empty((0,), dtype=int)
     if not location:
@@ -68,8 +99,9 @@ def production_rows(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     columns = table.to_pydict()
     if table.num_rows == 0 or not set(names) <= set(columns):
         return empty
-    rows = np.column_stack([np.asarray(columns[n], dtype=float) for n in names])
-    return rows, np.asarray(columns["label"], dtype=float).astype(int)
+    order = np.argsort(np.asarray(columns["time"], dtype=float), kind="stable")
+    rows = np.column_stack([np.asarray(columns[n], dtype=float) for n in names])[order]
+    return rows, np.asarray(columns["label"], dtype=float).astype(int)[order]
 
 
 def log_profile(rows: np.ndarray, names: list[str]) -> None:
@@ -99,17 +131,26 @@ def main() -> int:
     alias = os.environ.get("MODELOPS_CANDIDATE_ALIAS") or None
     wine = load_wine()
     names = list(wine.feature_names)
-    features, target = wine.data, wine.target
-    train_rows, test_rows, train_labels, test_labels = train_test_split(
-        features, target, test_size=0.3, random_state=7, stratify=target
-    )
+    features, target = segment(wine.data, wine.target, environment("TRAIN_SEGMENT", "all"))
+    train_rows, test_rows, train_labels, test_labels = split(features, target)
+    profile_rows = train_rows
     captured_rows, captured_labels = production_rows(names)
     if len(captured_rows):
-        # Production looks like this now: learn from it too (held-out rows stay the same).
-        train_rows = np.vstack([train_rows, captured_rows])
-        train_labels = np.concatenate([train_labels, captured_labels])
+        # Production looks like this now: learn from it, and hold some of it out, so the
+        # serving version is compared on what it meets today.
+        more_train, more_test, more_train_labels, more_test_labels = split(
+            captured_rows, captured_labels
+        )
+        train_rows = np.vstack([train_rows, more_train])
+        train_labels = np.concatenate([train_labels, more_train_labels])
+        test_rows = np.vstack([test_rows, more_test])
+        test_labels = np.concatenate([test_labels, more_test_labels])
         features = np.vstack([features, captured_rows])
         target = np.concatenate([target, captured_labels])
+        if len(captured_rows) >= PROFILE_FROM_PRODUCTION:
+            # The reference the monitor compares with is what production looks like now: its
+            # newest rows (older ones may be from before a shift).
+            profile_rows = captured_rows[-RECENT_PRODUCTION_ROWS:]
     params = {
         "C": float(environment("TRAIN_C", "1.0")),
         "max_iter": int(environment("TRAIN_MAX_ITER", "500")),
@@ -124,7 +165,7 @@ def main() -> int:
         mlflow.log_metric("accuracy", accuracy)
         if baseline is not None:
             mlflow.log_metric("serving_accuracy", baseline)
-        log_profile(train_rows, names)
+        log_profile(profile_rows, names)
         mlflow.set_tags(
             {
                 "modelops.io/production-rows": str(len(captured_rows)),

@@ -1,7 +1,10 @@
 """The demo's scenario, headless, as an end-to-end test (`pytest -m closed_loop` runs it
 alone): train -> serve -> bad version -> automatic rollback -> retraining Job -> validated
-version -> canary -> promotion, on the real control plane, KServe, MLflow, MLServer pods,
-Prometheus and Job controller, with steady traffic the whole time."""
+version -> canary -> promotion; then drift: production changes -> the monitor (KServe's real
+agent, the chart's monitor pod) shows drift and an accuracy drop -> the drift trigger's Job
+learns from the captured labelled rows -> the new version judged on accuracy and promoted ->
+its drift stays low. On the real control plane, KServe, MLflow, MLServer pods, Prometheus and
+Job controller, with steady traffic the whole time."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def process_command_lines() -> list[str]:
     return lines
 
 
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(2400)
 def test_the_whole_lifecycle_closes_the_loop_by_itself(
     control_plane: ControlPlane,
     kserve: KServeController,
@@ -52,30 +55,43 @@ def test_the_whole_lifecycle_closes_the_loop_by_itself(
     stages = scenario.run()
     # Every transition happened within its deadline (run() raises naming the one that did not).
     assert all(stage.seconds is not None and stage.seconds <= stage.deadline for stage in stages)
-    v1, v2, v3 = (scenario.versions[k] for k in ("v1", "v2", "v3"))
+    v1, v2, v3, v4 = (scenario.versions[k] for k in ("v1", "v2", "v3", "v4"))
     status = scenario.status()
-    assert status["stable"]["version"] == v3 and status["phase"] in ("Healthy", "Retraining")
+    assert status["stable"]["version"] == v4 and status["phase"] in ("Healthy", "Retraining")
     [rejected] = status["rejectedVersions"]
     assert rejected["version"] == v2 and "error-rate = " in rejected["reason"]
     registry = MlflowClient(mlflow_server.url)
     assert registry.get_model_version(scenario.name, v2).tags["modelops.io/status"] == "rejected"
-    assert registry.get_model_version_by_alias(scenario.name, "champion").version == v3
-    assert registry.get_model_version_by_alias(scenario.name, "challenger").version == v3
+    assert registry.get_model_version_by_alias(scenario.name, "champion").version == v4
+    assert registry.get_model_version_by_alias(scenario.name, "challenger").version == v4
     events = [h["event"] for h in status["history"]]
-    assert events == ["Deployed", "RolloutStarted", "RolledBack", "RolloutStarted", "Promoted"]
+    assert events == ["Deployed", "RolloutStarted", "RolledBack", "RolloutStarted", "Promoted",
+                      "RolloutStarted", "Promoted"]  # fmt: skip
     assert status["stable"]["version"] != v1
-    # Exactly one Job for the one firing, and it succeeded.
-    [job] = scenario.jobs()
-    assert job["status"].get("succeeded") == 1
-    [run] = status["retraining"]["history"]
-    assert run["result"] == "Succeeded" and run["candidateVersion"] == v3
-    assert run["triggerId"].startswith("after-rollback-")
+    # Exactly one Job per firing (the rollback's, the drift's), both succeeded.
+    jobs = scenario.jobs()
+    assert len(jobs) == 2 and all(job["status"].get("succeeded") == 1 for job in jobs)
+    runs = status["retraining"]["history"]
+    assert [(r["result"], r["candidateVersion"]) for r in runs] == [
+        ("Succeeded", v3), ("Succeeded", v4),
+    ]  # fmt: skip
+    assert runs[0]["triggerId"].startswith("after-rollback-")
+    assert runs[1]["triggerId"].startswith("drift-") and "maxPsi 1" in runs[1]["reason"]
+    # v4 learnt from what the monitor captured, and the monitor measured the drift the act
+    # describes: v3 drifted with worse accuracy, v4 judged on accuracy against v3.
+    v4_run = registry.get_run(registry.get_model_version(scenario.name, v4).run_id)
+    assert int(v4_run.data.tags["modelops.io/production-rows"]) > 100
+    drifted = next(s for s in stages if s.name.startswith("the monitor shows"))
+    assert "features drifted" in drifted.detail
+    judged = next(s for s in stages if s.name.startswith("v4 judged"))
+    assert "accuracy-vs-stable" in judged.detail and "within minRatio 0.8" in judged.detail
     # The spec was never written by the operator.
     body = control_plane.request("GET", scenario._md_path(scenario.name))
     assert body["spec"] == scenario.spec_at_start
     # Traffic flowed the whole time; only the bad canary's share failed.
     traffic = scenario.traffic_stats()
     assert traffic["ok"] > 100 and traffic["failed"] < traffic["ok"]
+    assert traffic["feedback"].get("200", 0) > 100  # the act's labels reached the monitor
     # Nothing the scenario started is left running: the traffic generator has exited, and
     # deleting the deployment removes its InferenceService, model server and Job pods.
     assert scenario.traffic is not None and scenario.traffic.poll() is not None

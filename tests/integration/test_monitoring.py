@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -19,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 
 from modelops.adapters.prometheus import Prometheus as PrometheusClient
 from modelops.adapters.prometheus import PrometheusConnection
-from modelops_dev.binaries import ensure_binaries, ensure_helm
 from modelops_dev.control_plane import ControlPlane
+from modelops_dev.monitor import install_monitor, uninstall_monitor
 from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import Operator, wait_for
 from tests.integration.helpers import (
@@ -37,7 +35,6 @@ from tests.integration.helpers import (
     condition,
     create,
     ingress_host,
-    render,
     serving,
     status,
     train,
@@ -45,7 +42,6 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
-TOKEN = "feedback-token-for-tests"
 MIN_SAMPLES = 100
 IRIS = load_iris()
 FEATURES = list(IRIS.feature_names)
@@ -56,53 +52,22 @@ def monitor(
     serving_cluster: str,
     control_plane: ControlPlane,
     mlflow_server: MlflowServer,
-    core: client.CoreV1Api,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """The chart's monitor objects applied in a namespace of their own; its Service URL."""
     namespace = f"monitor-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "feedback"}, "stringData": {"token": TOKEN},
-    })  # fmt: skip
-    objects = render(
-        ensure_helm(), "--namespace", namespace, "--show-only", "templates/monitor.yaml",
-        "--set", "monitor.enabled=true", "--set", f"registry.trackingUri={mlflow_server.url}",
-        "--set", "monitor.feedbackTokenSecret=feedback",
-        "--set", f"monitor.minSamples={MIN_SAMPLES}",
+    installed = install_monitor(
+        control_plane, mlflow_server.url, None, tmp_path_factory.mktemp("monitor"),
+        namespace=namespace, min_samples=MIN_SAMPLES, window=1000,
     )  # fmt: skip
-    manifest = Path(control_plane.directory) / f"{namespace}.yaml"
-    manifest.write_text(yaml.safe_dump_all(objects))
-    applied = subprocess.run(
-        [str(ensure_binaries().kubectl), "--kubeconfig", str(control_plane.kubeconfig),
-         "apply", "--server-side", "-f", str(manifest)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert applied.returncode == 0, applied.stderr
-
-    def ready() -> bool:
-        pods = core.list_namespaced_pod(namespace).items
-        return any(
-            all(s.ready for s in (p.status.container_statuses or [])) and p.status.pod_ip
-            for p in pods
-        )
-
-    wait_for(ready, timeout=120, interval=1, what="the monitor pod to be ready")
-    [pod] = core.list_namespaced_pod(namespace).items
     try:
         yield {
-            "url": f"http://modelops-monitor.{namespace}.svc/",
-            "host": f"modelops-monitor.{namespace}",
-            "pod": f"http://{pod.status.pod_ip}:8080",
+            "url": installed.url,
+            "host": installed.host,
+            "token": installed.token_file.read_text(),
         }
     finally:
-        core.delete_namespace(namespace)
-        for obj in objects:
-            if obj["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-                subprocess.run(
-                    [str(ensure_binaries().kubectl), "--kubeconfig", str(control_plane.kubeconfig),
-                     "delete", obj["kind"], obj["metadata"]["name"], "--ignore-not-found"],
-                    capture_output=True, check=False,
-                )  # fmt: skip
+        uninstall_monitor(control_plane, namespace)
 
 
 def monitored(name: str, version: str, tracking_uri: str, url: str) -> dict[str, Any]:
@@ -129,7 +94,7 @@ def infer(
     return [int(v) for v in answer["outputs"][0]["data"]]
 
 
-def feedback(router: str, host: str, body: Any, token: str | None = TOKEN) -> tuple[int, Any]:
+def feedback(router: str, host: str, body: Any, token: str | None) -> tuple[int, Any]:
     headers = {"Host": host, "Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -210,14 +175,17 @@ def test_drift_and_live_quality_of_logged_traffic_reach_prometheus(
     # same rows, exactly.
     monitor_host = monitor["host"]
     for request_id, (_, truth) in answers.items():
-        code, body = feedback(serving_cluster, monitor_host, {"id": request_id, "labels": truth})
+        code, body = feedback(
+            serving_cluster, monitor_host, {"id": request_id, "labels": truth}, monitor["token"]
+        )
         assert (code, body) == (200, {"labelled": 10}), body
     predicted = [p for answer, _ in answers.values() for p in answer]
     offline = sum(p == t for p, t in zip(predicted, IRIS.target.tolist(), strict=True)) / 150
     wait_for(lambda: series(prometheus, f'modelops_model_quality{{{labels},metric="accuracy"}}')
              .get("accuracy") == offline, timeout=60, interval=2, what="live accuracy")  # fmt: skip
     # Bad feedback: a clear 4xx each.
-    assert feedback(serving_cluster, monitor_host, {"id": "iris-0", "labels": [0] * 10})[0] == 404
+    again = {"id": "iris-0", "labels": [0] * 10}
+    assert feedback(serving_cluster, monitor_host, again, monitor["token"])[0] == 404
     assert feedback(serving_cluster, monitor_host, {"id": "x", "label": 1}, token="wrong")[0] == 401
 
     # The same rows with sepal width moved by 2 cm: that feature drifts, the others do not.

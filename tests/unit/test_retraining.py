@@ -335,3 +335,15 @@ def test_a_job_of_a_monitored_deployment_gets_its_captured_rows() -> None:
     [job] = loop.jobs
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELOPS_PRODUCTION_DATA"] == "s3://captured/rows/risk/fraud"
+
+
+def test_triggers_wait_while_a_candidate_rolls_out() -> None:
+    loop = Loop(METRIC)
+    loop.body["status"]["canary"] = {"version": "8", "storageUri": "s3://models/fraud/8"}
+    loop.step(0, value=0.5)
+    held = loop.step(180, value=0.5)  # in breach far past `for`
+    assert loop.jobs == []
+    assert any("version 8 is rolling out" in message for _, _, message in held.events)
+    del loop.body["status"]["canary"]  # promoted or rolled back: the breach may fire now
+    fired = loop.step(5, value=0.5)
+    assert fired.results == ["started"] and len(loop.jobs) == 1

@@ -146,8 +146,14 @@ def backoff(failures: int) -> timedelta:
     return min(BACKOFF_CAP, wait)
 
 
-def _gate(spec: RetrainingSpec, status: RetrainingStatus, now: datetime) -> str | None:
+def _gate(
+    spec: RetrainingSpec, status: RetrainingStatus, now: datetime, canary: str | None = None
+) -> str | None:
     """Why no trigger may fire now, or None."""
+    if canary is not None:
+        # A candidate is being judged (often the last Job's): another would race it, and the
+        # stable's readings may change with the outcome.
+        return f"version {canary} is rolling out; triggers wait for its promotion or rollback"
     if status.last_fired_at is not None:
         until = status.last_fired_at + parse_duration(spec.cooldown)
         if now < until:
@@ -212,7 +218,9 @@ def plan(
     if deployment.status.retraining is None:
         status = _first_look(status, rollback_at, degraded_since, now)
     fired = _evaluate(spec, status, now, readings, rollback_at, degraded_since)
-    gate = _gate(spec, status, now)
+    canary = deployment.status.canary
+    rolling = canary.version if canary is not None and not canary.aborting else None
+    gate = _gate(spec, status, now, rolling)
     status = fired.status
     if fired.why is None or fired.name is None:
         return RetrainingDecision(status, None, events, results)
