@@ -79,9 +79,16 @@ class Snapshot:
 
 class Scenario(DriftAct):
     def __init__(
-        self, cluster: Cluster, workdir: Path, observe: Callable[[Snapshot], None] = lambda _: None
+        self,
+        cluster: Cluster,
+        workdir: Path,
+        observe: Callable[[Snapshot], None] = lambda _: None,
+        captured: Path | None = None,
     ) -> None:
         self.cluster, self.workdir, self.observe = cluster, workdir, observe
+        # Where the monitor writes labelled rows and the trainer reads them: a host folder both
+        # pods see. Not under /tmp: the monitor's pod mounts an emptyDir there, as the chart asks.
+        self.captured = captured or workdir / "captured"
         self.manifest = yaml.safe_load((DEMO / "deployment.yaml").read_text())
         self.name: str = self.manifest["metadata"]["name"]
         self.host: str = self.manifest["spec"]["serving"]["httpRoute"]["hostnames"][0]
@@ -201,7 +208,7 @@ class Scenario(DriftAct):
     def _stage_0(self, stage: Stage) -> None:
         # The monitor first: a pod resolves Service names when it starts (the process
         # kubelet's /etc/hosts), and v1's agent sends to the monitor's.
-        captured = self.workdir / "captured"
+        captured = self.captured
         self.monitor = install_monitor(
             self.cluster.plane, self.cluster.mlflow, captured, self.workdir / "monitor"
         )

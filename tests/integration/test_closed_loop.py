@@ -9,6 +9,7 @@ Job controller, with steady traffic the whole time."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,13 @@ def test_the_whole_lifecycle_closes_the_loop_by_itself(
     tmp_path: Path,
 ) -> None:
     cluster = Cluster(control_plane, router, mlflow_server.url, prometheus.url, namespace)
-    scenario = Scenario(cluster, tmp_path)
-    stages = scenario.run()
+    # Captured rows outside /tmp (the monitor pod's /tmp is an emptyDir), in the project's cache.
+    captured = Path.home() / ".cache" / "modelops" / "run" / f"captured-{namespace}"
+    scenario = Scenario(cluster, tmp_path, captured=captured)
+    try:
+        stages = scenario.run()
+    finally:
+        shutil.rmtree(captured, ignore_errors=True)
     # Every transition happened within its deadline (run() raises naming the one that did not).
     assert all(stage.seconds is not None and stage.seconds <= stage.deadline for stage in stages)
     v1, v2, v3, v4 = (scenario.versions[k] for k in ("v1", "v2", "v3", "v4"))
