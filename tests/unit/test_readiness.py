@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from modelops.core.rollout.observe import diagnosis_selector
-from modelops.core.rollout.readiness import pod_diagnosis
+from modelops.core.rollout.readiness import DRAIN, pod_diagnosis
 from modelops.core.rollout.wake import next_rollout_look
 from tests.unit.rollout_driver import Driver, passing, rolling
 
@@ -101,5 +101,5 @@ def test_a_deployment_asks_to_be_woken_while_its_canary_waits_and_when_a_drain_e
     for _ in range(4):
         driver.tick(30, passing())
     assert driver.status["retiring"]
-    # Promoted; the old predictor drains for 5 s.
-    assert next_rollout_look(driver.deployment, driver.now) == driver.now + timedelta(seconds=5)
+    # Promoted; the old predictor drains for DRAIN.
+    assert next_rollout_look(driver.deployment, driver.now) == driver.now + DRAIN

@@ -25,7 +25,10 @@ SUSTAINED_READY = timedelta(seconds=10)
 DEFAULT_PROGRESS_DEADLINE = "10m"
 # How long a predictor that lost its traffic keeps running before it is removed: time for the
 # route or Ingress change to reach every gateway (requests already routed still find it).
-DRAIN = timedelta(seconds=5)
+# KServe re-points its own Ingress only after it has updated the predictors, which takes
+# seconds under load: 5 s was seen to be too short (404s on its host while the other
+# stack of a two-worker test run was busy).
+DRAIN = timedelta(seconds=15)
 
 
 def drained(retiring: RetiringVersion, observation: Observation, now: datetime) -> bool:
