@@ -34,6 +34,9 @@ LOOKUP_DEADLINE_SECONDS = 20.0
 
 # (tracking URI, secret ns, secret, model, selector, whether to check for a reference profile)
 CacheKey = tuple[str, str, str, str, str, bool]
+NOT_CONFIGURED = RegistryFailure(
+    "RegistryNotConfigured", "no MLflow registry is configured", transient=False
+)
 
 
 @dataclass
@@ -125,12 +128,10 @@ class ModelResolver:
         self._in_flight.pop(key, None)
 
     async def _fetch(self, key: CacheKey) -> RegistryObservation:
-        uri, secret_ns, secret, name, selector, check_profile = key
+        uri, _, _, name, selector, check_profile = key
         REGISTRY_CALLS.labels(name).inc()
         try:
-            connection = await self._connection(uri, secret_ns, secret)
-            # The first Registry imports MLflow's client (about 2 s): not on the event loop.
-            registry = await asyncio.to_thread(self._registry, connection)
+            registry = await self._registry_of(key)
             lookup = (
                 registry.resolve(name, alias=selector[1:], check_profile=check_profile)
                 if selector.startswith("@")
@@ -158,13 +159,10 @@ class ModelResolver:
         none, or why the registry could not say (asked again at the next reconcile)."""
         key = self._key(deployment)
         if key is None:
-            return RegistryFailure(
-                "RegistryNotConfigured", "no MLflow registry is configured", transient=False
-            )
-        uri, secret_ns, secret, name, _, _ = key
+            return NOT_CONFIGURED
+        name = key[3]
         try:
-            connection = await self._connection(uri, secret_ns, secret)
-            registry = await asyncio.to_thread(self._registry, connection)
+            registry = await self._registry_of(key)
             lookup = registry.find_candidate(name, (TRIGGER_ID_TAG, trigger_id), alias)
             return await asyncio.wait_for(lookup, LOOKUP_DEADLINE_SECONDS)
         except (RegistryError, TimeoutError) as error:
@@ -179,14 +177,10 @@ class ModelResolver:
         reference profile); None when that run has none."""
         key = self._key(deployment)
         if key is None:
-            return RegistryFailure(
-                "RegistryNotConfigured", "no MLflow registry is configured", transient=False
-            )
-        uri, secret_ns, secret, name, _, _ = key
+            return NOT_CONFIGURED
         try:
-            connection = await self._connection(uri, secret_ns, secret)
-            registry = await asyncio.to_thread(self._registry, connection)
-            call = registry.run_artifact_text(name, version, path)
+            registry = await self._registry_of(key)
+            call = registry.run_artifact_text(key[3], version, path)
             return await asyncio.wait_for(call, LOOKUP_DEADLINE_SECONDS)
         except (RegistryError, TimeoutError) as error:
             REGISTRY_ERRORS.labels("artifact").inc()
@@ -200,10 +194,9 @@ class ModelResolver:
         key = self._key(deployment)
         if key is None:
             return False
-        uri, secret_ns, secret, name, _, _ = key
+        name = key[3]
         try:
-            connection = await self._connection(uri, secret_ns, secret)
-            registry = await asyncio.to_thread(self._registry, connection)
+            registry = await self._registry_of(key)
             if write.kind == "alias":
                 call = registry.set_alias(name, write.alias, write.version)
             else:
@@ -218,6 +211,13 @@ class ModelResolver:
             return False
         logger.info("Registry: %s of %s version %s written", write.kind, name, write.version)
         return True
+
+    async def _registry_of(self, key: CacheKey) -> Registry:
+        """The registry client for a deployment's key, credentials read from its Secret."""
+        uri, secret_ns, secret = key[:3]
+        connection = await self._connection(uri, secret_ns, secret)
+        # The first Registry imports MLflow's client (about 2 s): not on the event loop.
+        return await asyncio.to_thread(self._registry, connection)
 
     async def _connection(self, uri: str, secret_ns: str, secret: str) -> RegistryConnection:
         if not secret:
