@@ -214,6 +214,69 @@ def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
         control_plane, core, release, f"/apis/modelops.io/v1alpha1/namespaces/{namespace}/modeldeployments"
     ) == 200  # fmt: skip
 
+    upgrade_to_the_monitor_and_back(control_plane, core, custom, release, namespace, name)
+
+
+def upgrade_to_the_monitor_and_back(
+    plane: ControlPlane, core: client.CoreV1Api, custom: client.CustomObjectsApi,
+    release: str, namespace: str, name: str,
+) -> None:  # fmt: skip
+    """`helm upgrade` turns the monitor on in a running release: its pod becomes ready under
+    restricted security, the operator rolls to a pod that logs monitored deployments to it, and
+    the monitor reads with only its read-only role. A second upgrade removes it again."""
+    operator_pod = operator_pod_name(core, release)
+    core.create_namespaced_secret(release, {"metadata": {"name": "feedback"},
+                                            "stringData": {"token": uuid.uuid4().hex}})  # fmt: skip
+    upgraded = helm(
+        plane, "upgrade", RELEASE, str(CHART), "--namespace", release, "--reuse-values",
+        "--set", "monitor.enabled=true", "--set", "monitor.feedbackTokenSecret=feedback",
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stderr + pod_phases(core, release)
+    [monitor] = core.list_namespaced_pod(
+        release, label_selector="app.kubernetes.io/name=modelops-monitor"
+    ).items
+    assert all(s.ready for s in monitor.status.container_statuses), pod_phases(core, release)
+    wait_for(lambda: operator_pod_name(core, release) not in (None, operator_pod),
+             timeout=120, what="the operator to roll to a pod with the monitor's URL")  # fmt: skip
+
+    # A deployment that turns drift monitoring on is logged to the release's monitor.
+    custom.patch_namespaced_custom_object(
+        "modelops.io", "v1alpha1", namespace, "modeldeployments", name,
+        {"spec": {"monitoring": {"drift": {"enabled": True}}}},
+    )  # fmt: skip
+
+    def logger() -> Any:
+        isvc = custom.get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name
+        )
+        return (isvc["spec"]["predictor"].get("logger") or {}).get("url")
+
+    url = wait_for(logger, timeout=120, interval=1, what="the predictor's inference logger")
+    assert url == f"http://modelops-monitor.{release}.svc/"
+    # The monitor asks the API server only what its role allows (it looks the deployment up
+    # once the agent's events arrive; here it has at least started and been scraped).
+    monitor_user = f"system:serviceaccount:{release}:modelops-monitor"
+    refused = [(e["verb"], e["requestURI"]) for e in audit_entries(plane, monitor_user)
+               if (e.get("annotations") or {}).get("authorization.k8s.io/decision") == "forbid"]  # fmt: skip
+    assert refused == []
+
+    removed = helm(plane, "upgrade", RELEASE, str(CHART), "--namespace", release,
+                   "--reuse-values", "--set", "monitor.enabled=false", "--wait",
+                   "--timeout", "180s")  # fmt: skip
+    assert removed.returncode == 0, removed.stderr
+    apps = client.AppsV1Api(core.api_client)
+    names = {d.metadata.name for d in apps.list_namespaced_deployment(release).items}
+    assert names == {RELEASE}
+
+
+def operator_pod_name(core: client.CoreV1Api, release: str) -> str | None:
+    """The operator's running pod (None while it is being replaced)."""
+    running = [p.metadata.name for p in core.list_namespaced_pod(
+        release, label_selector="app.kubernetes.io/name=modelops"
+    ).items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]  # fmt: skip
+    return running[0] if len(running) == 1 else None
+
 
 def test_the_chart_pod_is_admitted_by_restricted_pod_security(
     control_plane: ControlPlane, core: client.CoreV1Api
