@@ -10,13 +10,22 @@ CRD := crds/modeldeployments.modelops.io.yaml
 demo: venv packages binaries
 	$(PY) -m modelops_dev.demo $(DEMO_ARGS)
 
-.PHONY: demo test venv packages binaries lint typecheck imports unit integration crds manifests generate control-plane-up control-plane-down clean
+.PHONY: demo test bench venv packages binaries lint typecheck imports unit integration crds manifests generate control-plane-up control-plane-down clean
 
 # Two workers, a module at a time each: every worker starts a whole stack of its own (most of
 # a test's time is spent waiting on rollout steps, scrapes and model servers, not computing).
 TEST_WORKERS ?= 2
 test: venv packages binaries lint typecheck imports
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The benchmarks of bench/, one after another (each starts its own control plane); figures on
+# the terminal and as JSON under bench/results/. Never part of `make test`.
+BENCH_SHARDS_COUNT ?= 10000
+bench: venv packages binaries
+	$(PY) bench/reconcile_throughput.py --count 1000
+	$(PY) bench/idle_cost.py --count 1000 --window 60
+	$(PY) bench/shards.py --count $(BENCH_SHARDS_COUNT) --shards 4 --namespaces 4
+	$(PY) bench/monitor.py
 
 venv: $(VENV)/.installed
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from modelops.controller.config import OperatorConfig, RegistryDefaults
+from modelops.core.sharding import Shard, ShardNameError
 
 LOG_FORMATS = ("text", "json")
 
@@ -93,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="default Prometheus for analysis without spec.analysis.prometheus "
         "(env MODELOPS_PROMETHEUS_URL)",
     )
+    run.add_argument(
+        "--shard",
+        default=os.environ.get("MODELOPS_SHARD", ""),
+        help="own only the ModelDeployments labelled modelops.io/shard=NAME (and their objects) "
+        "(env MODELOPS_SHARD). Default: the default shard",
+    )
+    run.add_argument(
+        "--default-shard",
+        action="store_true",
+        default=os.environ.get("MODELOPS_DEFAULT_SHARD", "").lower() in ("1", "true", "yes"),
+        help="named shards run beside this process: own only the ModelDeployments without a "
+        "modelops.io/shard label (env MODELOPS_DEFAULT_SHARD=true)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     for action, help_text in (
@@ -170,6 +184,7 @@ def operator_config(args: argparse.Namespace) -> OperatorConfig:
         monitor_url=args.monitor_url or None,
         capture_store=args.capture_store or None,
         namespaces=tuple(dict.fromkeys(args.namespaces)),
+        shard=Shard(args.shard or None, others_exist=args.default_shard),
     )
 
 
@@ -177,6 +192,15 @@ def run_operator(args: argparse.Namespace) -> int:
     if args.registry_credentials and "/" not in args.registry_credentials:
         print("--registry-credentials: give NAMESPACE/SECRET, for example "
               "modelops/mlflow-credentials", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.shard and args.default_shard:
+        print("--shard and --default-shard exclude each other: a process is either the named "
+              "shard or the default one", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        operator_config(args)
+    except ShardNameError as error:
+        print(f"--shard: {error}", file=sys.stderr)
         return 2
     from modelops.handlers import registration
 

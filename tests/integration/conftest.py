@@ -250,9 +250,10 @@ def serving_cluster(
 class Operator:
     """`modelops run` as a subprocess, with the operator's own credentials."""
 
-    def __init__(self, plane: ControlPlane, log: Path) -> None:
+    def __init__(self, plane: ControlPlane, log: Path, *args: str) -> None:
         self.plane = plane
         self.log = log
+        self.args = args  # extra `modelops run` flags (--shard)
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.liveness_port = 0
@@ -264,6 +265,7 @@ class Operator:
             sys.executable, "-m", "modelops.cli", "run",
             "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
             "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
+            *self.args,
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -331,8 +333,8 @@ def operator(
 
 
 @pytest.fixture
-def only_the_charts_operator() -> Iterator[None]:
-    """No session operator while a test runs one installed by the chart (two operators would
+def no_session_operator() -> Iterator[None]:
+    """No session operator while a test runs its own (the chart's, or shards: two operators would
     both reconcile every namespace); the session's comes back afterwards."""
     running: Operator | None = _state.get("operator")
     if running is None or running.process is None:

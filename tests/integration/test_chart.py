@@ -116,6 +116,25 @@ def test_watching_namespaces_grants_roles_there_only(helm: Path) -> None:
     assert "--namespace=models" in args and "--namespace=staging-models" in args
 
 
+def test_each_shard_runs_its_own_operator_and_no_two_select_the_same_pods(helm: Path) -> None:
+    found = kinds(render(helm, "--set", "shards={gpu,eu}"))
+    deployments = {d["metadata"]["name"]: d for d in found["Deployment"]}
+    assert sorted(deployments) == ["modelops", "modelops-shard-eu", "modelops-shard-gpu"]
+    args = {name: d["spec"]["template"]["spec"]["containers"][0]["args"]
+            for name, d in deployments.items()}  # fmt: skip
+    assert "--default-shard" in args["modelops"]  # only the unlabelled deployments
+    assert "--shard=gpu" in args["modelops-shard-gpu"] and "--shard=eu" in args["modelops-shard-eu"]
+    for name, deployment in deployments.items():
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        selected = [other for other, d in deployments.items()
+                    if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]  # fmt: skip
+        assert selected == [name]
+    # The default install keeps one operator owning every deployment (no shard flag at all).
+    [alone] = kinds(render(helm))["Deployment"]
+    alone_args = alone["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in alone_args if "shard" in a]
+
+
 def test_crds_can_be_left_out_and_metrics_scraped_by_a_service_monitor(helm: Path) -> None:
     found = kinds(render(helm, "-f", str(CHART / "ci" / "no-crds-values.yaml")))
     assert "CustomResourceDefinition" not in found
@@ -127,6 +146,7 @@ def test_crds_can_be_left_out_and_metrics_scraped_by_a_service_monitor(helm: Pat
     ("logFormat=xml", "at '/logFormat'"),
     ("registry.trackingUri=mlflow:5000", "at '/registry/trackingUri'"),
     ("watchNamespaces[0]=Bad_Name", "at '/watchNamespaces/0'"),
+    ("shards[0]=GPU_1", "at '/shards/0'"),
     ("replicas=3", "'replicas' not allowed"),
 ])  # fmt: skip
 def test_bad_values_fail_at_install_naming_the_field(helm: Path, setting: str, says: str) -> None:

@@ -57,7 +57,7 @@ def prometheus_for_pods(prometheus: Prometheus, control_plane: ControlPlane) -> 
 
 @pytest.fixture
 def release(
-    only_the_charts_operator: None,
+    no_session_operator: None,
     serving_cluster: str,
     control_plane: ControlPlane,
     mlflow_server: MlflowServer,

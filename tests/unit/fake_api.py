@@ -12,6 +12,9 @@ from typing import Any
 from modelops.adapters.kubernetes import ApiError
 from tests.unit.rollout_driver import applied_by_modelops
 
+LISTED = {"endpointslices", "pods"}
+"""The collections the controller lists (a GET of anything else is of one object)."""
+
 
 @dataclass(frozen=True)
 class Write:
@@ -64,12 +67,26 @@ class FakeApi:
         found = self.objects.get(path)
         return copy.deepcopy(found) if found is not None else None
 
-    async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+    async def request(self, method: str, path: str, **options: Any) -> dict[str, Any]:
         if method != "GET":
-            self.writes.append(Write(method, path, _.get("body")))
+            self.writes.append(Write(method, path, options.get("body")))
             self._refuse(method)
+            if method == "PATCH" and path in self.objects:
+                body = copy.deepcopy(self.objects[path])
+                merge(body, dict(options["body"]))
+                manager = (options.get("params") or {}).get("fieldManager")
+                if manager:  # the fields it set, as the API server records an Update
+                    body["metadata"].setdefault("managedFields", []).append({
+                        "manager": manager, "operation": "Update",
+                        "fieldsV1": fields_v1(options["body"]),
+                    })  # fmt: skip
+                return self._stored(path, body)
             return {}
-        return {"items": [], "metadata": {"resourceVersion": str(self._version)}}
+        if path in self.objects:
+            return copy.deepcopy(self.objects[path])
+        if path.rsplit("/", 1)[-1] in LISTED:
+            return {"items": [], "metadata": {"resourceVersion": str(self._version)}}
+        raise ApiError(404, "NotFound", f"{path} not found")
 
     async def close(self) -> None:
         return None
@@ -84,3 +101,12 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             merge(target[key], value)
         else:
             target[key] = copy.deepcopy(value)
+
+
+def fields_v1(patch: dict[str, Any]) -> dict[str, Any]:
+    """The fieldsV1 of the values a merge patch sets (removals own nothing)."""
+    return {
+        f"f:{key}": fields_v1(value) if isinstance(value, dict) else {}
+        for key, value in patch.items()
+        if value is not None
+    }

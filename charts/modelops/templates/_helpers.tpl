@@ -18,6 +18,24 @@ app.kubernetes.io/name: modelops
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* Every operator pod, of every shard: what the metrics Service and NetworkPolicy select. */}}
+{{- define "modelops.operatorPods" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* The pods of one shard's Deployment: the default shard keeps the release's selector (a
+selector cannot change on upgrade); named shards' pods are apart from it. */}}
+{{- define "modelops.shardSelector" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: modelops-shard
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+modelops.io/operator-shard: {{ .shard }}
+{{- else -}}
+{{ include "modelops.selector" .root }}
+{{- end -}}
+{{- end -}}
+
 {{/* The operator's permissions: only what it uses. */}}
 {{- define "modelops.rules" -}}
 - apiGroups: [modelops.io]

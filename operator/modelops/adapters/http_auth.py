@@ -6,10 +6,13 @@ import base64
 
 
 def client_headers(
-    token: str | None = None, username: str | None = None, password: str | None = None
+    token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    user_agent: str = "modelops",
 ) -> dict[str, str]:
     """JSON, our user agent, and a bearer token or else basic auth (when both parts are set)."""
-    headers = {"Accept": "application/json", "User-Agent": "modelops"}
+    headers = {"Accept": "application/json", "User-Agent": user_agent}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     elif username is not None and password is not None:

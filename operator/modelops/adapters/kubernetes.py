@@ -74,8 +74,13 @@ def _ssl_context(connection: Connection) -> ssl.SSLContext | bool:
 class KubernetesApi:
     """The calls the reconciler needs. Paths are API paths ("/apis/group/version/...")."""
 
-    def __init__(self, connection: Connection, *, timeout: float | None = 30.0) -> None:
-        headers = client_headers(connection.token, connection.username, connection.password)
+    def __init__(
+        self, connection: Connection, *, timeout: float | None = 30.0, user_agent: str = "modelops"
+    ) -> None:
+        # The user agent names the shard: the API server's audit log tells shards apart.
+        headers = client_headers(
+            connection.token, connection.username, connection.password, user_agent
+        )
         self._server = connection.server.rstrip("/")
         self._session = aiohttp.ClientSession(
             headers=headers,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelops.core.sharding import Shard
+
 GLOB_CHARACTERS = set("*?[!")
 
 
@@ -31,6 +33,8 @@ class OperatorConfig:
     """The monitor KServe's inference logger sends to, for deployments that name none."""
     capture_store: str | None = None
     """Where the monitor captures labelled rows (retraining Jobs read their deployment's)."""
+    shard: Shard = field(default_factory=Shard)
+    """The deployments this process owns (label selector on every watch)."""
 
     @property
     def scans_namespaces(self) -> bool:

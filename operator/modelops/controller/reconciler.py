@@ -53,6 +53,7 @@ from modelops.core.retraining.triggers import next_retraining_look
 from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
 from modelops.core.rollout.rounds import analysis_round
 from modelops.core.rollout.wake import next_rollout_look
+from modelops.core.sharding import HANDOVER_MANAGER, handover_labels
 
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
@@ -207,6 +208,8 @@ class Reconciler:
             return "rejected"
         deployment = with_default_logger(deployment, self._monitor_url, self._capture_store)
         observed = newer(inference_services(key), self._written_services.get(key))
+        if observed is None and deployment.status.stable is not None:
+            observed = await self._read_service(key, deployment)
         registry = None
         if deployment.spec.serving.storage_uri is None:
             registry = await self._resolver.observe(candidate_view(deployment))
@@ -271,6 +274,30 @@ class Reconciler:
                 ROLLBACKS.labels(*key).inc()
         self._export(key, decision.status)
         return outcome
+
+    async def _read_service(
+        self, key: Key, deployment: ModelDeployment
+    ) -> Mapping[str, Any] | None:
+        """The InferenceService of a served deployment that the watch has not delivered:
+        deleted by someone, or still labelled for the shard this deployment was moved from
+        (then relabelled here, so this shard's watch delivers it from now on)."""
+        try:
+            found = await self._api.request("GET", _service_path(key))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        relabel = handover_labels(found, deployment.metadata.labels)
+        if relabel is not None:
+            found = await self._api.request(
+                "PATCH", _service_path(key), body=relabel,
+                content_type="application/merge-patch+json",
+                params={"fieldManager": HANDOVER_MANAGER},
+            )  # fmt: skip
+            API_WRITES.labels("inferenceservices").inc()
+            logger.info("Took over InferenceService %s/%s from another shard", *key)
+        self._written_services[key] = slim(found, keep_managed_fields=True)
+        return self._written_services[key]
 
     def _route_refused(self, key: Key, decision: Decision) -> bool:
         """The route goes with an InferenceService the API server refused: it would point at

@@ -18,6 +18,7 @@ from modelops.core.retraining.job import JobState, job_state
 from modelops.core.retraining.loop import RetrainingInputs
 from modelops.core.retraining.triggers import readings_due, trigger_queries
 from modelops.core.rollout.rounds import trigger_values
+from modelops.core.sharding import HANDOVER_MANAGER, handover_labels
 
 logger = logging.getLogger("modelops.retraining")
 
@@ -47,7 +48,11 @@ class RetrainingLoop:
         candidate = None
         if state is not None and state.phase == "Running" and state.current is not None:
             job_key = (deployment.metadata.namespace, state.current.job)
-            job = "Failed" if job_key in self._refused else job_state(self.jobs(job_key))
+            job = (
+                "Failed"
+                if job_key in self._refused
+                else job_state(await self._job(deployment, job_key))
+            )
             if job == "Succeeded":
                 alias = spec.candidate.alias if spec.candidate else None
                 found = await self._resolver.find_candidate(
@@ -72,6 +77,29 @@ class RetrainingLoop:
             candidate=candidate,
             tracking_uri=self._resolver.default_tracking_uri,
         )
+
+    async def _job(self, deployment: ModelDeployment, key: Key) -> Mapping[str, Any] | None:
+        """The running Job from the watch, or read (and relabelled) when the watch has not
+        delivered it: it still carries the shard label of the shard this deployment left."""
+        found = self.jobs(key)
+        if found is not None:
+            return found
+        path = f"/apis/batch/v1/namespaces/{key[0]}/jobs/{key[1]}"
+        try:
+            read = await self._api.request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        relabel = handover_labels(read, deployment.metadata.labels)
+        if relabel is None:
+            return read
+        logger.info("Took over retraining Job %s/%s from another shard", *key)
+        API_WRITES.labels("jobs").inc()
+        return await self._api.request(
+            "PATCH", path, body=relabel, content_type="application/merge-patch+json",
+            params={"fieldManager": HANDOVER_MANAGER},
+        )  # fmt: skip
 
     async def ensure_job(self, key: Key, job: Mapping[str, Any]) -> None:
         """Create the retraining Job unless it exists (its name is the firing's, so a second

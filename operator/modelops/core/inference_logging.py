@@ -13,6 +13,7 @@ from modelops.api.resource import ModelDeployment
 from modelops.core.conditions import MONITORING, ConditionUpdate
 from modelops.core.ownership import MANAGED_BY, owner_reference
 from modelops.core.registry import RegistryObservation, VersionAnswer
+from modelops.core.sharding import shard_labels
 
 # Read by the monitor from each event's ce-annotations.
 VERSION_ANNOTATION = "modelops.io/version"
@@ -116,7 +117,11 @@ def desired_logged_service(deployment: ModelDeployment, predictor: str) -> dict[
         "metadata": {
             "name": logged_canary_service_name(deployment),
             "namespace": deployment.metadata.namespace,
-            "labels": {MANAGED_BY: "modelops", "modelops.io/deployment": isvc},
+            "labels": {
+                MANAGED_BY: "modelops",
+                "modelops.io/deployment": isvc,
+                **shard_labels(deployment.metadata.labels),
+            },
             "ownerReferences": [owner_reference(deployment)],
         },
         "spec": {

@@ -29,6 +29,9 @@ def is_subset(desired: Any, actual: Any) -> bool:
 OWNED_METADATA = ("labels", "annotations", "ownerReferences")
 FIELD_MANAGER = "modelops"
 """The field manager of every server-side apply the operator makes."""
+HANDOVER_MANAGER = "modelops-shard-handover"
+"""The field manager of the label patch that moves an owned object to its deployment's shard
+(ours too: not a hand edit)."""
 
 Path = tuple[str, ...]
 
@@ -81,7 +84,7 @@ def edited_by_others(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
     hand edit of our object looks like, as opposed to a change we are about to make."""
     ours = applied_paths(_owned_part(desired))
     for entry in observed.get("metadata", {}).get("managedFields") or []:
-        if entry.get("manager") == FIELD_MANAGER or entry.get("subresource"):
+        if entry.get("manager") in (FIELD_MANAGER, HANDOVER_MANAGER) or entry.get("subresource"):
             continue
         theirs = fields_v1_paths(entry.get("fieldsV1") or {})
         if any(_overlaps(path, mine) for path in theirs for mine in ours):

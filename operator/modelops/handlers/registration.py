@@ -82,11 +82,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    # Only our InferenceServices are watched (filtered by the API server, not here).
-    settings.watching.label_selectors[KSERVE_GROUP, INFERENCE_SERVICE_PLURAL] = (
-        f"{MANAGED_BY}=modelops"
-    )
-    settings.watching.label_selectors["batch", "jobs"] = f"{MANAGED_BY}=modelops"
+    # Only this shard's deployments and our InferenceServices and Jobs of them are watched
+    # (selected by the API server, not here).
+    shard = runtime.config.shard
+    if shard.selector is not None:
+        settings.watching.label_selectors[GROUP, PLURAL] = shard.selector
+    owned = shard.selecting(f"{MANAGED_BY}=modelops")
+    settings.watching.label_selectors[KSERVE_GROUP, INFERENCE_SERVICE_PLURAL] = owned
+    settings.watching.label_selectors["batch", "jobs"] = owned
 
 
 @kopf.on.login()
@@ -98,7 +101,9 @@ async def authenticate(
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if info is not None and runtime is not None:
         previous = runtime.api
-        runtime.api = KubernetesApi(connection_from(info))
+        runtime.api = KubernetesApi(
+            connection_from(info), user_agent=f"modelops shard={runtime.config.shard.display}"
+        )
         if runtime.reconciler is None:
             runtime.reconciler = Reconciler(runtime.api, _post_event, config=runtime.config)
         else:

@@ -13,6 +13,7 @@ from modelops.api.status import RetrainingRun
 from modelops.core.inference_logging import production_data
 from modelops.core.labels import label_value
 from modelops.core.ownership import DEPLOYMENT_LABEL, MANAGED_BY, owner_reference
+from modelops.core.sharding import shard_labels
 
 TRIGGER_LABEL = "modelops.io/trigger"
 DEFAULT_TTL_SECONDS = 86400
@@ -41,6 +42,7 @@ def retraining_job(
         MANAGED_BY: "modelops",
         DEPLOYMENT_LABEL: deployment.metadata.name,
         TRIGGER_LABEL: label_value(run.trigger_id),
+        **shard_labels(deployment.metadata.labels),
     }
     registry = deployment.spec.model.registry
     environment = {

@@ -117,7 +117,7 @@ def desired_inference_service(
     main = knative_canary.served if knative_canary is not None else served
     predictor: dict[str, Any] = {
         "minReplicas": serving.min_replicas,
-        "labels": deployment_labels(deployment, main),
+        "labels": deployment_labels(deployment, main, shard=False),
         "model": _model(deployment, main),
     }
     predictor.update(predictor_logging(deployment, main.version))
@@ -156,7 +156,7 @@ def desired_inference_service(
 def _canary_entry(deployment: ModelDeployment, plan: CanaryPlan) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": plan.name,
-        "labels": deployment_labels(deployment, plan.served),
+        "labels": deployment_labels(deployment, plan.served, shard=False),
         "model": _model(deployment, plan.served),
         **predictor_logging(deployment, plan.served.version),
     }

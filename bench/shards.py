@@ -1,0 +1,192 @@
+"""Benchmark: N ModelDeployments over several namespaces and S shards (S operator processes).
+
+Measured in one run on one real control plane:
+  floor     a bare aiohttp client doing, for every deployment, its create plus the operator's
+            necessary writes (create the InferenceService, write the status), 64 in flight,
+            all inside its clock;
+  shards    S `modelops run --shard sK` processes; the N deployments (labelled round robin
+            modelops.io/shard=sK) created at once, timed from the first create until the last
+            InferenceService is seen on a watch.
+Reports both times and their ratio (goal <= 1.5 at 10,000 over 4 shards), each process's RSS
+and CPU, and checks from the API server's audit log that every deployment was written by
+exactly one process: its own shard (user agent `modelops shard=sK`).
+
+    .venv/bin/python bench/shards.py [--count 10000] [--shards 4] [--namespaces 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from modelops_dev.control_plane import OPERATOR_USER, ControlPlane
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reconcile_throughput import ISVC_PATH, MD_PATH, Client, deployment, inference_service
+
+RESULTS = Path(__file__).parent / "results"
+STATUS = {"status": {"observedGeneration": 1, "phase": "Pending", "inferenceService": "x"}}
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(CPU seconds, RSS MiB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))  # fmt: skip
+    return cpu, rss / 1024
+
+
+def labelled(name: str, shard: str) -> dict[str, Any]:
+    body = deployment(name)
+    body["metadata"]["labels"] = {"modelops.io/shard": shard}
+    return body
+
+
+async def floor(client: Client, count: int, namespaces: list[str]) -> float:
+    """The same creates and the necessary writes, by a bare client, all in its clock."""
+
+    async def one(i: int) -> None:
+        ns, name = namespaces[i % len(namespaces)], f"md-{i}"
+        created = await client.call("POST", MD_PATH.format(ns=ns), deployment(name))
+        await client.call("POST", ISVC_PATH.format(ns=ns),
+                          inference_service(name, created["metadata"]["uid"]))  # fmt: skip
+        await client.call("PATCH", MD_PATH.format(ns=ns) + f"/{name}/status", STATUS,
+                          "application/merge-patch+json")  # fmt: skip
+
+    for ns in namespaces:
+        await client.namespace(ns)
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return time.perf_counter() - started
+
+
+async def watch_services(client: Client, prefix: str, seen: dict[str, float], count: int) -> None:
+    """Every InferenceService ADDED in namespaces starting with `prefix`, cluster-wide."""
+    url = client.server + "/apis/serving.kserve.io/v1beta1/inferenceservices?watch=true"
+    async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
+        async for line in response.content:
+            event = json.loads(line)
+            metadata = event["object"]["metadata"]
+            if event["type"] == "ADDED" and metadata["namespace"].startswith(prefix):
+                seen.setdefault(f"{metadata['namespace']}/{metadata['name']}", time.perf_counter())
+                if len(seen) >= count:
+                    return
+
+
+async def sharded(client: Client, plane: ControlPlane, count: int, shards: int,
+                  namespaces: list[str]) -> dict[str, Any]:  # fmt: skip
+    for ns in namespaces:
+        await client.namespace(ns)
+    env = {**os.environ, "KUBECONFIG": str(plane.operator_kubeconfig)}
+    processes = {}
+    for k in range(shards):
+        log = open(plane.logs / f"shard-s{k}.log", "ab")  # noqa: SIM115
+        processes[f"s{k}"] = subprocess.Popen(
+            [sys.executable, "-m", "modelops.cli", "run", "--shard", f"s{k}",
+             "--liveness", "none", "--metrics-port", "0"],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        await asyncio.sleep(8)  # start-up is not what is measured
+        before = {name: proc_stats(p.pid) for name, p in processes.items()}
+        seen: dict[str, float] = {}
+        watcher = asyncio.create_task(watch_services(client, "shard-", seen, count))
+        await asyncio.sleep(0.5)
+
+        async def create(i: int) -> None:
+            ns = namespaces[i % len(namespaces)]
+            await client.call("POST", MD_PATH.format(ns=ns), labelled(f"md-{i}", f"s{i % shards}"))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(create(i) for i in range(count)))
+        await asyncio.wait_for(watcher, timeout=1800)
+        elapsed = max(seen.values()) - started
+        after = {name: proc_stats(p.pid) for name, p in processes.items()}
+        return {
+            "elapsed": elapsed,
+            "processes": {
+                name: {
+                    "cpu_s": round(after[name][0] - before[name][0], 1),
+                    "rss_mib": round(after[name][1], 1),
+                }
+                for name in processes
+            },
+        }
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=30)
+
+
+def writers_by_deployment(plane: ControlPlane) -> dict[tuple[str, str], set[str]]:
+    """(namespace, name) -> the user agents of the operator's writes to it and its objects."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    with plane.audit_log.open() as log:
+        for line in log:
+            entry = json.loads(line)
+            ref = entry.get("objectRef") or {}
+            if (entry["user"]["username"] == OPERATOR_USER
+                    and ref.get("resource") in ("modeldeployments", "inferenceservices")
+                    and str(ref.get("namespace", "")).startswith("shard-")):  # fmt: skip
+                found[ref["namespace"], ref["name"]].add(entry.get("userAgent", ""))
+    return found
+
+
+async def run(count: int, shards: int, namespace_count: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="modelops-bench-") as folder:
+        plane = ControlPlane(Path(folder))
+        plane.start(progress=True)
+        client = Client(plane)
+        try:
+            base = await floor(client, count, [f"floor-{n}" for n in range(namespace_count)])
+            print(f"floor: {base:.1f} s", flush=True)
+            measured = await sharded(client, plane, count, shards,
+                                     [f"shard-{n}" for n in range(namespace_count)])  # fmt: skip
+            writers = writers_by_deployment(plane)
+        finally:
+            await client.close()
+            plane.stop()
+    wrong = {key: agents for key, agents in writers.items()
+             if agents != {f"modelops shard=s{int(key[1].split('-')[1]) % shards}"}}  # fmt: skip
+    ratio = measured["elapsed"] / base
+    result = {
+        "benchmark": "shards", "count": count, "shards": shards, "namespaces": namespace_count,
+        "floor_s": round(base, 2), "operator_s": round(measured["elapsed"], 2),
+        "ratio": round(ratio, 2), "goal_ratio": 1.5, "processes": measured["processes"],
+        "deployments_written": len(writers), "written_by_other_than_their_shard": len(wrong),
+        "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d"),
+    }  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "shards.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"deployments: {count} over {namespace_count} namespaces and {shards} shards")
+    print(f"floor (bare client, creates + necessary writes): {base:.1f} s")
+    print(f"shards, first create -> last InferenceService:   {measured['elapsed']:.1f} s")
+    print(f"ratio: {ratio:.2f} (goal <= 1.5)")
+    for name, figures in measured["processes"].items():
+        print(f"  {name}: CPU {figures['cpu_s']} s, RSS {figures['rss_mib']} MiB")
+    print(f"deployments written: {len(writers)}; by another than their shard: {len(wrong)}")
+    return 0 if not wrong and len(writers) == count else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=10000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--namespaces", type=int, default=4)
+    arguments = parser.parse_args()
+    sys.exit(asyncio.run(run(arguments.count, arguments.shards, arguments.namespaces)))
