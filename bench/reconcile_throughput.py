@@ -122,15 +122,35 @@ async def baseline(client: Client, count: int) -> float:
     return time.perf_counter() - started
 
 
+async def watch_added(
+    client: Client, path: str, seen: dict[str, float], count: int, prefix: str = ""
+) -> None:
+    """When each object under `path` (in a namespace starting with `prefix`) was first seen
+    ADDED. A watch the API server ends is opened again from where it stopped."""
+    version = ""
+    while len(seen) < count:
+        url = f"{client.server}{path}?watch=true&allowWatchBookmarks=true"
+        if version:
+            url += f"&resourceVersion={version}"
+        async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
+            async for line in response.content:
+                event = json.loads(line)
+                metadata = event["object"].get("metadata", {})
+                if event["type"] == "ERROR":
+                    version = ""  # expired: a fresh watch replays every object as ADDED
+                    break
+                version = metadata.get("resourceVersion", version)
+                if event["type"] == "ADDED" and metadata.get("namespace", "").startswith(prefix):
+                    key = f"{metadata['namespace']}/{metadata['name']}"
+                    seen.setdefault(key, time.perf_counter())
+                    if len(seen) >= count:
+                        return
+
+
 async def watch_services(client: Client, ns: str, seen: dict[str, float], count: int) -> None:
-    url = client.server + ISVC_PATH.format(ns=ns) + "?watch=true&allowWatchBookmarks=false"
-    async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
-        async for line in response.content:
-            event = json.loads(line)
-            if event["type"] == "ADDED":
-                seen.setdefault(event["object"]["metadata"]["name"], time.perf_counter())
-                if len(seen) >= count:
-                    return
+    found: dict[str, float] = {}
+    await watch_added(client, ISVC_PATH.format(ns=ns), found, count)
+    seen.update({key.split("/", 1)[1]: when for key, when in found.items()})
 
 
 async def with_operator(client: Client, plane: ControlPlane, count: int) -> dict[str, Any]:
@@ -148,7 +168,7 @@ async def with_operator(client: Client, plane: ControlPlane, count: int) -> dict
         if profile:
             subprocess.Popen(
                 [
-                    "py-spy",
+                    str(Path(sys.executable).parent / "py-spy"),
                     "record",
                     "-p",
                     str(operator.pid),

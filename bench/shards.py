@@ -24,18 +24,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from modelops_dev.control_plane import OPERATOR_USER, ControlPlane
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reconcile_throughput import ISVC_PATH, MD_PATH, Client, deployment, inference_service
+from reconcile_throughput import (
+    ISVC_PATH,
+    MD_PATH,
+    Client,
+    deployment,
+    inference_service,
+    watch_added,
+)
 
 RESULTS = Path(__file__).parent / "results"
+ALL_SERVICES = "/apis/serving.kserve.io/v1beta1/inferenceservices"
 STATUS = {"status": {"observedGeneration": 1, "phase": "Pending", "inferenceService": "x"}}
 
 
@@ -72,19 +78,6 @@ async def floor(client: Client, count: int, namespaces: list[str]) -> float:
     return time.perf_counter() - started
 
 
-async def watch_services(client: Client, prefix: str, seen: dict[str, float], count: int) -> None:
-    """Every InferenceService ADDED in namespaces starting with `prefix`, cluster-wide."""
-    url = client.server + "/apis/serving.kserve.io/v1beta1/inferenceservices?watch=true"
-    async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
-        async for line in response.content:
-            event = json.loads(line)
-            metadata = event["object"]["metadata"]
-            if event["type"] == "ADDED" and metadata["namespace"].startswith(prefix):
-                seen.setdefault(f"{metadata['namespace']}/{metadata['name']}", time.perf_counter())
-                if len(seen) >= count:
-                    return
-
-
 async def sharded(client: Client, plane: ControlPlane, count: int, shards: int,
                   namespaces: list[str]) -> dict[str, Any]:  # fmt: skip
     for ns in namespaces:
@@ -102,7 +95,7 @@ async def sharded(client: Client, plane: ControlPlane, count: int, shards: int,
         await asyncio.sleep(8)  # start-up is not what is measured
         before = {name: proc_stats(p.pid) for name, p in processes.items()}
         seen: dict[str, float] = {}
-        watcher = asyncio.create_task(watch_services(client, "shard-", seen, count))
+        watcher = asyncio.create_task(watch_added(client, ALL_SERVICES, seen, count, "shard-"))
         await asyncio.sleep(0.5)
 
         async def create(i: int) -> None:
@@ -131,9 +124,13 @@ async def sharded(client: Client, plane: ControlPlane, count: int, shards: int,
             process.wait(timeout=30)
 
 
-def writers_by_deployment(plane: ControlPlane) -> dict[tuple[str, str], set[str]]:
-    """(namespace, name) -> the user agents of the operator's writes to it and its objects."""
+def writers_by_deployment(
+    plane: ControlPlane,
+) -> tuple[dict[tuple[str, str], set[str]], Counter[str]]:
+    """(namespace, name) -> the user agents of the operator's writes to it and its objects;
+    and the writes counted by resource."""
     found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    counted: Counter[str] = Counter()
     with plane.audit_log.open() as log:
         for line in log:
             entry = json.loads(line)
@@ -142,7 +139,8 @@ def writers_by_deployment(plane: ControlPlane) -> dict[tuple[str, str], set[str]
                     and ref.get("resource") in ("modeldeployments", "inferenceservices")
                     and str(ref.get("namespace", "")).startswith("shard-")):  # fmt: skip
                 found[ref["namespace"], ref["name"]].add(entry.get("userAgent", ""))
-    return found
+                counted["/".join(filter(None, (ref["resource"], ref.get("subresource"))))] += 1
+    return found, counted
 
 
 async def run(count: int, shards: int, namespace_count: int) -> int:
@@ -155,7 +153,7 @@ async def run(count: int, shards: int, namespace_count: int) -> int:
             print(f"floor: {base:.1f} s", flush=True)
             measured = await sharded(client, plane, count, shards,
                                      [f"shard-{n}" for n in range(namespace_count)])  # fmt: skip
-            writers = writers_by_deployment(plane)
+            writers, writes = writers_by_deployment(plane)
         finally:
             await client.close()
             plane.stop()
@@ -166,7 +164,7 @@ async def run(count: int, shards: int, namespace_count: int) -> int:
         "benchmark": "shards", "count": count, "shards": shards, "namespaces": namespace_count,
         "floor_s": round(base, 2), "operator_s": round(measured["elapsed"], 2),
         "ratio": round(ratio, 2), "goal_ratio": 1.5, "processes": measured["processes"],
-        "deployments_written": len(writers), "written_by_other_than_their_shard": len(wrong),
+        "deployments_written": len(writers), "writes": dict(writes), "written_by_other_than_their_shard": len(wrong),
         "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d"),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
@@ -178,6 +176,7 @@ async def run(count: int, shards: int, namespace_count: int) -> int:
     for name, figures in measured["processes"].items():
         print(f"  {name}: CPU {figures['cpu_s']} s, RSS {figures['rss_mib']} MiB")
     print(f"deployments written: {len(writers)}; by another than their shard: {len(wrong)}")
+    print(f"writes: {dict(writes)}")
     return 0 if not wrong and len(writers) == count else 1
 
 

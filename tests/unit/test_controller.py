@@ -71,6 +71,13 @@ async def test_a_create_writes_the_status_then_the_inference_service() -> None:
     assert harness.writes() == [("PATCH", MD + "/status"), ("APPLY", ISVC)]
     assert harness.api.objects[MD]["status"]["phase"] == "Pending"
     assert [e.reason for e in harness.events] == ["Created"]
+    # The watch returns the deployment and its InferenceService (not ready yet): the status
+    # written before the apply already says what follows it, so nothing more is written.
+    harness.api.writes.clear()
+    harness.watch_event()
+    await harness.reconcile()
+    assert harness.writes() == []
+    assert "waiting for KServe to serve" in harness.api.objects[MD]["status"]["message"]
 
 
 async def test_once_ready_one_status_write_and_then_nothing() -> None:

@@ -63,21 +63,24 @@ def observe(
     `desired` and `route` are the objects built from the current status."""
     diagnosis = pod_diagnosis(facts.pods) if facts.pods is not None else ""
     settled = route is None or facts.applied_route == route
+    standard = deployment.spec.serving.deployment_mode == "Standard"
+    wanted = (desired.get("spec") or {}).get("predictor", {}).get("name")
+    service = predictor_service(inference_service_name(deployment), wanted)
+    waiting = f"waiting for KServe to serve {service}"
     if not matches(desired, observed):
-        return Observation(
-            False, False, False, "applying the InferenceService", diagnosis, settled, known=False
-        )
+        # Said as what follows the apply this pass makes, so the status written before it
+        # still holds once the watch returns the InferenceService: one status write, not two.
+        detail = waiting if standard else "InferenceService not Ready: waiting for KServe"
+        return Observation(False, False, False, detail, diagnosis, settled, known=False)
     assert observed is not None
     status = observed.get("status") or {}
     # KServe copies the Deployment's (Standard) or Knative Service's observedGeneration into
     # the InferenceService status, so it says nothing about our spec. In Standard mode the
     # address names the stable predictor's Service: that tells a retarget has been seen.
-    if deployment.spec.serving.deployment_mode == "Standard":
-        wanted = (desired.get("spec") or {}).get("predictor", {}).get("name")
-        service = predictor_service(inference_service_name(deployment), wanted)
+    if standard:
         host = urlparse(str((status.get("address") or {}).get("url") or "")).hostname or ""
         if host.split(".")[0] != service:
-            detail = _not_ready(status) or f"waiting for KServe to serve {service}"
+            detail = _not_ready(status) or waiting
             return Observation(False, False, True, detail, diagnosis, settled, known=False)
     ready = _condition(status, "Ready")
     predictor = _condition(status, "PredictorReady") or ready
