@@ -55,7 +55,7 @@ modelops.io/operator-shard: {{ .shard }}
   verbs: [get, create, patch]                # a logged canary's Service on KServe's agent
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create]          # retraining Jobs
+  verbs: [get, list, watch, create, patch]   # retraining Jobs (patch: the shard label on a handover)
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]                               # the registry and Prometheus Secrets deployments name
