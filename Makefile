@@ -24,6 +24,7 @@ BENCH_SHARDS_COUNT ?= 10000
 bench: venv packages binaries
 	$(PY) bench/reconcile_throughput.py --count 1000
 	$(PY) bench/idle_cost.py --count 1000 --window 60
+	$(PY) bench/latency.py --count 100 --count 1000 --changes 50
 	$(PY) bench/shards.py --count $(BENCH_SHARDS_COUNT) --shards 4 --namespaces 4
 	$(PY) bench/monitor.py
 
