@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,8 +233,6 @@ class Scenario(DriftAct):
         self.spec_at_start = created["spec"]
 
     def _exists(self, path: str) -> bool:
-        import urllib.error
-
         try:
             self.cluster.plane.request("GET", path)
             return True
@@ -331,8 +330,7 @@ class Scenario(DriftAct):
         removed everything it owned: InferenceService, predictor and Job pods, Jobs; and the
         monitor the scenario installed."""
         self.cluster.plane.request("DELETE", self._md_path(self.name))
-        if self.monitor is not None:
-            uninstall_monitor(self.cluster.plane)
+        self.remove_monitor(deadline)
         pods = f"/api/v1/namespaces/{self.cluster.namespace}/pods?labelSelector=modelops.io/deployment%3D{self.name}"
         end = time.monotonic() + deadline
         while time.monotonic() < end:
@@ -343,6 +341,27 @@ class Scenario(DriftAct):
         raise StageMissedError(
             "remove the deployment and everything it owned", deadline, f"{len(left)} objects left"
         )
+
+    def remove_monitor(self, deadline: float = 120) -> None:
+        """Uninstall the monitor and wait for its pod to be gone: it writes its last captured
+        rows when it stops, so the capture folder is only final after that."""
+        if self.monitor is None:
+            return
+        namespace = self.monitor.namespace
+        uninstall_monitor(self.cluster.plane, namespace)
+        self.monitor = None
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            try:
+                pods = self.cluster.plane.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+            except urllib.error.HTTPError as error:
+                if error.code == 404:
+                    return
+                raise
+            if not pods.get("items"):
+                return
+            time.sleep(1)
+        raise StageMissedError("remove the monitor", deadline, "its pod is still running")
 
     def stop_traffic(self) -> None:
         if self.traffic is not None and self.traffic.poll() is None:

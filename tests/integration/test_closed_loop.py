@@ -58,6 +58,7 @@ def test_the_whole_lifecycle_closes_the_loop_by_itself(
     try:
         stages = scenario.run()
     finally:
+        scenario.remove_monitor()  # it writes its last rows when it stops
         shutil.rmtree(captured, ignore_errors=True)
     # Every transition happened within its deadline (run() raises naming the one that did not).
     assert all(stage.seconds is not None and stage.seconds <= stage.deadline for stage in stages)
