@@ -25,14 +25,9 @@ from pathlib import Path
 from modelops_dev.control_plane import OPERATOR_USER, ControlPlane
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reconcile_throughput import ISVC_PATH, MD_PATH, Client, deployment
+from reconcile_throughput import ISVC_PATH, MD_PATH, Client, cpu_seconds, deployment
 
 NAMESPACE = "idle"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def operator_writes(plane: ControlPlane, since: float) -> int:
@@ -64,6 +59,25 @@ async def ready(client: Client, name: str) -> bool:
     return True
 
 
+async def healthy(client: Client) -> int:
+    listing = await client.call("GET", MD_PATH.format(ns=NAMESPACE))
+    return sum((i.get("status") or {}).get("phase") == "Healthy" for i in listing["items"])
+
+
+async def settle(client: Client, names: list[str], deadline_seconds: float = 900) -> None:
+    """Every deployment Healthy: its InferenceService reported Ready, the status written."""
+    pending = set(names)
+    deadline = time.monotonic() + deadline_seconds
+    while pending and time.monotonic() < deadline:
+        done = await asyncio.gather(*(ready(client, n) for n in sorted(pending)))
+        pending -= {n for n, ok in zip(sorted(pending), done, strict=True) if ok}
+        await asyncio.sleep(1)
+    while await healthy(client) < len(names):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the deployments did not all become Healthy")
+        await asyncio.sleep(2)
+
+
 async def measure(source: Path, count: int, window: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="modelops-idle-") as folder:
         plane = ControlPlane(Path(folder))
@@ -82,27 +96,13 @@ async def measure(source: Path, count: int, window: float) -> dict[str, float]:
             await asyncio.gather(
                 *(client.call("POST", MD_PATH.format(ns=NAMESPACE), deployment(n)) for n in names)
             )
-            pending = set(names)
-            deadline = time.monotonic() + 600
-            while pending and time.monotonic() < deadline:
-                done = await asyncio.gather(*(ready(client, n) for n in sorted(pending)))
-                pending -= {n for n, ok in zip(sorted(pending), done, strict=True) if ok}
-                await asyncio.sleep(1)
-
-            async def healthy() -> int:
-                listing = await client.call("GET", MD_PATH.format(ns=NAMESPACE))
-                return sum(
-                    (i.get("status") or {}).get("phase") == "Healthy" for i in listing["items"]
-                )
-
-            while await healthy() < count and time.monotonic() < deadline:
-                await asyncio.sleep(2)
+            await settle(client, names)
             await asyncio.sleep(10)  # the last writes settle; the window starts quiet
             started_wall, started_cpu = time.time(), cpu_seconds(operator.pid)
             await asyncio.sleep(window)
             used = cpu_seconds(operator.pid) - started_cpu
             return {"cpu_per_minute": used * 60 / window, "writes": operator_writes(plane, started_wall),
-                    "healthy": await healthy()}  # fmt: skip
+                    "healthy": await healthy(client)}  # fmt: skip
         finally:
             operator.terminate()
             operator.wait(timeout=30)

@@ -30,15 +30,10 @@ import aiohttp
 from modelops_dev.control_plane import ControlPlane
 
 sys.path.insert(0, str(Path(__file__).parent))
-from idle_cost import NAMESPACE, ready
-from reconcile_throughput import ISVC_PATH, MD_PATH, Client, deployment
+from idle_cost import NAMESPACE, settle
+from reconcile_throughput import ISVC_PATH, MD_PATH, Client, deployment, rss_mib
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
 
 
 def start_operator(plane: ControlPlane) -> subprocess.Popen[bytes]:
@@ -89,24 +84,6 @@ class ServiceWatch:
             self.arrived.clear()
             await asyncio.wait_for(self.arrived.wait(), timeout=30)
         return self.seen[key] - started
-
-
-async def settle(client: Client, names: list[str]) -> None:
-    """Every deployment Healthy: its InferenceService reported Ready, the status written."""
-    pending = set(names)
-    deadline = time.monotonic() + 900
-    while pending and time.monotonic() < deadline:
-        done = await asyncio.gather(*(ready(client, n) for n in sorted(pending)))
-        pending -= {n for n, ok in zip(sorted(pending), done, strict=True) if ok}
-        await asyncio.sleep(1)
-    while time.monotonic() < deadline:
-        listing = await client.call("GET", MD_PATH.format(ns=NAMESPACE))
-        if sum((i.get("status") or {}).get("phase") == "Healthy" for i in listing["items"]) >= len(
-            names
-        ):
-            return
-        await asyncio.sleep(2)
-    raise RuntimeError("the deployments did not all become Healthy")
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -37,6 +37,17 @@ MD_PATH = "/apis/modelops.io/v1alpha1/namespaces/{ns}/modeldeployments"
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
 def deployment(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "modelops.io/v1alpha1",
@@ -194,18 +205,12 @@ async def with_operator(client: Client, plane: ControlPlane, count: int) -> dict
         await asyncio.wait_for(watcher, timeout=300)
         elapsed = max(seen.values()) - started
         latencies = sorted(max(0.0, seen[name] - created_at[name]) for name in created_at)
-        rss_kib = int(next(
-            line.split()[1] for line in Path(f"/proc/{operator.pid}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        ))  # fmt: skip
-        fields = Path(f"/proc/{operator.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return {
-            "cpu": cpu_seconds,
+            "cpu": cpu_seconds(operator.pid),
             "elapsed": elapsed,
             "p50": statistics.median(latencies),
             "p99": latencies[int(len(latencies) * 0.99) - 1],
-            "rss_mib": rss_kib / 1024,
+            "rss_mib": rss_mib(operator.pid),
         }
     finally:
         operator.terminate()

@@ -35,8 +35,10 @@ from reconcile_throughput import (
     ISVC_PATH,
     MD_PATH,
     Client,
+    cpu_seconds,
     deployment,
     inference_service,
+    rss_mib,
     watch_added,
 )
 
@@ -47,11 +49,7 @@ STATUS = {"status": {"observedGeneration": 1, "phase": "Pending", "inferenceServ
 
 def proc_stats(pid: int) -> tuple[float, float]:
     """(CPU seconds, RSS MiB) of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS:"))  # fmt: skip
-    return cpu, rss / 1024
+    return cpu_seconds(pid), rss_mib(pid)
 
 
 def labelled(name: str, shard: str) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def run_operator(args: argparse.Namespace) -> int:
               "shard or the default one", file=sys.stderr)  # fmt: skip
         return 2
     try:
-        operator_config(args)
+        config = operator_config(args)
     except ShardNameError as error:
         print(f"--shard: {error}", file=sys.stderr)
         return 2
@@ -209,7 +209,7 @@ def run_operator(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
     registration.run(
-        operator_config(args),
+        config,
         verbose=args.verbose,
         json_logs=args.log_format == "json",
         liveness=None if args.liveness in ("", "none") else args.liveness,

@@ -1,6 +1,6 @@
-"""Shards: which deployments a process owns (the label selector the API server applies, and the
-same rule in code), the shard label on every object a deployment owns, the handover of those
-objects to the shard a deployment moves to, and the flags that choose the shard."""
+"""Shards: which deployments a process owns (the label selector the API server applies), the
+shard label on every object a deployment owns, the handover of those objects to the shard a
+deployment moves to, and the flags that choose the shard."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from modelops.core.ownership import deployment_labels
 from modelops.core.retraining.job import retraining_job
 from modelops.core.served import ServedModel
 from modelops.core.sharding import SHARD_LABEL, Shard, ShardNameError, handover_labels
+from tests.unit.controller_harness import ISVC, KEY, MD, Harness, served
 from tests.unit.factories import deployment
 from tests.unit.fake_api import FakeApi
-from tests.unit.test_controller import ISVC, KEY, MD, Harness, served
-from tests.unit.test_retraining import METRIC, T0, TEMPLATE
+from tests.unit.rollout_driver import START
 
 
 def matches(selector: str | None, labels: dict[str, str]) -> bool:
@@ -38,7 +38,11 @@ def matches(selector: str | None, labels: dict[str, str]) -> bool:
     return True
 
 
-SHARDS = [Shard(), Shard(others_exist=True), Shard("a"), Shard("b")]
+RETRAINING = {
+    "triggers": [{"name": "quality", "metric": {"query": "accuracy", "min": 0.9}}],
+    "jobTemplate": {"spec": {"template": {"spec": {"containers": [
+        {"name": "train", "image": "trainer:0.1"}]}}}},
+}  # fmt: skip
 
 
 def test_selectors_of_the_default_and_named_shards() -> None:
@@ -55,15 +59,13 @@ def test_selectors_of_the_default_and_named_shards() -> None:
     value=st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
     other=st.dictionaries(st.sampled_from(["team", "tier"]), st.sampled_from(["x", "y"])),
 )
-def test_owns_is_the_selector_and_every_deployment_has_exactly_one_owner(
-    value: str | None, other: dict[str, str]
-) -> None:
+def test_every_deployment_has_exactly_one_owner(value: str | None, other: dict[str, str]) -> None:
     labels = {**other, **({SHARD_LABEL: value} if value is not None else {})}
-    for shard in SHARDS:
-        assert shard.owns(labels) == matches(shard.selector, labels)
+    assert matches(Shard().selector, labels)  # alone, the default shard owns everything
     # A sharded install (the default shard beside named ones) gives a deployment one owner,
     # or none when its shard does not run.
-    owners = [s for s in (Shard(others_exist=True), Shard("a"), Shard("b")) if s.owns(labels)]
+    sharded = (Shard(others_exist=True), Shard("a"), Shard("b"))
+    owners = [s for s in sharded if matches(s.selector, labels)]
     assert len(owners) == (0 if value == "c" else 1)
 
 
@@ -80,11 +82,9 @@ def test_every_owned_object_carries_its_deployments_shard_label() -> None:
     assert deployment_labels(sharded, served_model)[SHARD_LABEL] == "a"
     assert "team" not in deployment_labels(sharded, served_model)
     assert SHARD_LABEL not in deployment_labels(unsharded, served_model)
-    retrained = deployment(metadata__labels={SHARD_LABEL: "a"},
-                           spec__retraining={"triggers": [METRIC], "jobTemplate": TEMPLATE})  # fmt: skip
-    job = retraining_job(
-        retrained, RetrainingRun(trigger_id="t1", job="j", reason="test", started_at=T0)
-    )
+    retrained = deployment(metadata__labels={SHARD_LABEL: "a"}, spec__retraining=RETRAINING)
+    run = RetrainingRun(trigger_id="t1", job="j", reason="test", started_at=START)
+    job = retraining_job(retrained, run)
     assert job["metadata"]["labels"][SHARD_LABEL] == "a"
 
 
@@ -103,7 +103,7 @@ async def test_a_deployment_moved_to_this_shard_takes_its_inference_service_over
     InferenceService (it still carries a's label), so b reads it and relabels it: one patch,
     nothing else written, and no new predictor."""
     first = Harness()
-    await served(relabelled(first, "a"))
+    await served(first, metadata__labels={SHARD_LABEL: "a"})
     assert first.api.objects[ISVC]["metadata"]["labels"][SHARD_LABEL] == "a"
 
     moved = copy.deepcopy(first.api.objects[MD])
@@ -114,7 +114,8 @@ async def test_a_deployment_moved_to_this_shard_takes_its_inference_service_over
 
     def watched(_: object) -> dict[str, object] | None:
         stored = second.api.objects.get(ISVC)
-        return stored if stored and Shard("b").owns(stored["metadata"]["labels"]) else None
+        labels = stored["metadata"]["labels"] if stored else {}
+        return stored if stored and matches(Shard("b").selector, labels) else None
 
     generation = first.api.objects[ISVC]["metadata"]["generation"]
     await second.reconciler.reconcile(KEY, watched)
@@ -125,13 +126,6 @@ async def test_a_deployment_moved_to_this_shard_takes_its_inference_service_over
     second.api.writes.clear()
     await second.reconciler.reconcile(KEY, watched)
     assert second.writes() == []
-
-
-def relabelled(harness: Harness, shard: str) -> Harness:
-    """The harness whose create() makes deployments labelled for `shard`."""
-    create = harness.create
-    harness.create = lambda **kw: create(**{"metadata__labels": {SHARD_LABEL: shard}, **kw})  # type: ignore[method-assign]
-    return harness
 
 
 async def test_a_running_job_of_the_previous_shard_is_taken_over_not_duplicated() -> None:

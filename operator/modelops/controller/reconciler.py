@@ -45,7 +45,7 @@ from modelops.controller.retraining import JobLookup, RetrainingLoop
 from modelops.controller.timers import Timers
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.inference_logging import with_default_logger
-from modelops.core.patches import content_hash, merge_patch, slim_managed_fields
+from modelops.core.patches import HANDOVER_MANAGER, content_hash, merge_patch, slim_managed_fields
 from modelops.core.reconcile import decide, refused_decision
 from modelops.core.registry_writes import after_registry_writes
 from modelops.core.retraining.loop import candidate_view
@@ -53,7 +53,7 @@ from modelops.core.retraining.triggers import next_retraining_look
 from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
 from modelops.core.rollout.rounds import analysis_round
 from modelops.core.rollout.wake import next_rollout_look
-from modelops.core.sharding import HANDOVER_MANAGER, handover_labels
+from modelops.core.sharding import handover_labels
 
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]

@@ -13,12 +13,13 @@ from modelops.api.resource import ModelDeployment
 from modelops.controller.analysis import AnalysisRunner
 from modelops.controller.metrics import API_WRITES
 from modelops.controller.model_resolver import ModelResolver
+from modelops.core.patches import HANDOVER_MANAGER
 from modelops.core.registry import RegistryFailure
 from modelops.core.retraining.job import JobState, job_state
 from modelops.core.retraining.loop import RetrainingInputs
 from modelops.core.retraining.triggers import readings_due, trigger_queries
 from modelops.core.rollout.rounds import trigger_values
-from modelops.core.sharding import HANDOVER_MANAGER, handover_labels
+from modelops.core.sharding import handover_labels
 
 logger = logging.getLogger("modelops.retraining")
 

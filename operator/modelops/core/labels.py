@@ -10,9 +10,13 @@ _INVALID = re.compile(r"[^-A-Za-z0-9_.]")
 MAX_LABEL_VALUE = 63
 
 
+def is_label_value(text: str) -> bool:
+    return len(text) <= MAX_LABEL_VALUE and _LABEL_VALUE.match(text) is not None
+
+
 def label_value(text: str) -> str:
     """`text` when it is a valid label value, otherwise a readable, unique stand-in."""
-    if len(text) <= MAX_LABEL_VALUE and _LABEL_VALUE.match(text):
+    if is_label_value(text):
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     readable = _INVALID.sub("-", text)[: MAX_LABEL_VALUE - len(digest) - 1]

@@ -5,21 +5,17 @@ unlabelled ones (or, when it is the only process, every deployment). The selecti
 selector the API server applies to lists and watches, so a shard never receives another's
 events. Owned objects (InferenceServices, HTTPRoutes, Jobs) carry their deployment's shard
 label, so the owner's watches of those kinds use the same selector: relabelling a deployment
-hands it and, on its next write, its objects to the new shard."""
+hands it to the new shard, which relabels its objects when it first reads them."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.core.patches import HANDOVER_MANAGER
-
-__all__ = ["HANDOVER_MANAGER", "SHARD_LABEL", "Shard", "handover_labels", "shard_labels"]
+from modelops.core.labels import is_label_value
 
 SHARD_LABEL = "modelops.io/shard"
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 class ShardNameError(ValueError):
@@ -34,7 +30,7 @@ class Shard:
     """Named shards run beside this default shard: it owns only unlabelled deployments."""
 
     def __post_init__(self) -> None:
-        if self.name is not None and not _LABEL_VALUE.match(self.name):
+        if self.name is not None and not (self.name and is_label_value(self.name)):
             raise ShardNameError(
                 f"shard name {self.name!r} is not a label value: use 1-63 letters, digits, "
                 "'-', '_' or '.', starting and ending with a letter or digit"
@@ -48,13 +44,6 @@ class Shard:
         if self.name is not None:
             return f"{SHARD_LABEL}={self.name}"
         return f"!{SHARD_LABEL}" if self.others_exist else None
-
-    def owns(self, labels: Mapping[str, str]) -> bool:
-        """The same selection as `selector`, for objects read without one."""
-        value = labels.get(SHARD_LABEL)
-        if self.name is not None:
-            return value == self.name
-        return value is None or not self.others_exist
 
     def selecting(self, base: str) -> str:
         """`base` (a label selector) narrowed to this shard's objects."""
