@@ -85,30 +85,44 @@ class Background:
 
 class Traffic(Background):
     """Steady v2 prediction requests through the router, one row each, counting every answer a
-    client gets by status code (0: no answer at all)."""
+    client gets by status code (0: no answer at all) and keeping the first failures' bodies, so
+    a failed assertion says who answered (the router's "no ready endpoint", a backend, ...)."""
 
     def __init__(self, router: str, host: str, model: str, rate: float = 25.0) -> None:
         super().__init__()
         self.router, self.host, self.model, self.pause = router, host, model, 1.0 / rate
         self.codes: Counter[int] = Counter()
+        self.failures: list[str] = []
         self._sent = 0
+        self._started = time.monotonic()
 
     def tick(self) -> None:
         row = ROWS[self._sent % len(ROWS)]
         self._sent += 1
-        body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
-        request = urllib.request.Request(
-            f"{self.router}/v2/models/{self.model}/infer",
-            data=json.dumps(body).encode(),
-            headers={"Host": self.host, "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                self.codes[response.status] += 1
-        except urllib.error.HTTPError as error:
-            self.codes[error.code] += 1
-        except (urllib.error.URLError, OSError):
-            self.codes[0] += 1
+        code, body = predict_once(self.router, self.host, self.model, row)
+        self.codes[code] += 1
+        if code != 200 and len(self.failures) < 5:
+            self.failures.append(f"{time.monotonic() - self._started:.1f}s {code}: {body[:200]}")
+
+    def __str__(self) -> str:
+        return f"{dict(self.codes)}; first failures: {self.failures}"
+
+
+def predict_once(router: str, host: str, model: str, row: list[float]) -> tuple[int, str]:
+    """One v2 prediction through the router: (status code, 0 without an answer; body)."""
+    body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+    request = urllib.request.Request(
+        f"{router}/v2/models/{model}/infer",
+        data=json.dumps(body).encode(),
+        headers={"Host": host, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as error:
+        return 0, str(error)
 
 
 def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:

@@ -283,4 +283,4 @@ def test_a_canarys_traffic_is_logged_apart_from_the_stables_through_the_route(
         wait_for(lambda: samples(second["version"], "stable") > 0, timeout=60, interval=2,
                  what="the promoted version's traffic logged as the stable's")  # fmt: skip
     assert seen == {(first["version"], "stable"), (second["version"], "canary")}
-    assert set(traffic.codes) == {200}, traffic.codes
+    assert set(traffic.codes) == {200}, str(traffic)

@@ -77,7 +77,7 @@ def test_versions_that_never_load_are_rolled_back_at_their_progress_deadline(
     assert found["stable"]["version"] == first["version"] and found["phase"] == "RolledBack"
     assert [h["event"] for h in found["history"]].count("RolledBack") == 2
     # Neither version ever had traffic: every client answer came from the stable.
-    assert set(traffic.codes) == {200}, traffic.codes
+    assert set(traffic.codes) == {200}, str(traffic)
     body = custom.get_namespaced_custom_object(*MD, namespace, "modeldeployments", name)
     assert body["metadata"]["generation"] == 1  # the spec is never written
 

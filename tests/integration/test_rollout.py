@@ -161,7 +161,7 @@ def test_canaries_are_promoted_or_rolled_back_by_their_analysis_across_restarts(
         assert latency["value"] > 1.6
     assert found["stable"]["version"] == good["version"]
     # The stable version kept answering; only the flaky canary's share failed.
-    assert traffic.codes[200] > 0, traffic.codes
+    assert traffic.codes[200] > 0, str(traffic)
     assert operator.metric("modelops_rollouts_total", result="rolled_back") >= 1
 
 
@@ -263,5 +263,5 @@ def test_a_canary_that_fails_every_request_is_rolled_back(
     assert "latency-vs-stable: no request to the version succeeded" in rejection["reason"]
     assert found["stable"]["version"] == first["version"] and found["phase"] == "RolledBack"
     # Clients saw the canary's share fail while it was judged, and nothing else.
-    assert set(traffic.codes) <= {200, 500}, traffic.codes
+    assert set(traffic.codes) <= {200, 500}, str(traffic)
     assert traffic.codes[200] > 0

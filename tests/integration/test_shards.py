@@ -122,7 +122,7 @@ def test_each_shard_writes_only_its_own_deployments_and_a_relabel_hands_one_over
     assert writers(control_plane, namespace, "right", since=moved_at) == {"modelops shard=a"}
     assert shard_label_of_service(custom, namespace, "right") == "a"
     assert sum(traffic.codes.values()) > 100
-    assert set(traffic.codes) == {200}, traffic.codes
+    assert set(traffic.codes) == {200}, str(traffic)
 
     # Shard a down: its deployment waits, the default shard's keeps being served.
     shards["a"].stop()
