@@ -74,7 +74,11 @@ async def settle(client: Client, names: list[str], deadline_seconds: float = 900
         await asyncio.sleep(1)
     while await healthy(client) < len(names):
         if time.monotonic() > deadline:
-            raise RuntimeError("the deployments did not all become Healthy")
+            listing = await client.call("GET", MD_PATH.format(ns=NAMESPACE))
+            stuck = [(i["metadata"]["name"], (i.get("status") or {}).get("phase"),
+                      (i.get("status") or {}).get("message"))
+                     for i in listing["items"] if (i.get("status") or {}).get("phase") != "Healthy"]  # fmt: skip
+            raise RuntimeError(f"{len(stuck)} deployments not Healthy, for example {stuck[:5]}")
         await asyncio.sleep(2)
 
 

@@ -144,6 +144,9 @@ async def watch_added(
         if version:
             url += f"&resourceVersion={version}"
         async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
+            if response.status != 200:  # a CRD's storage still initializing answers 429
+                await asyncio.sleep(1)
+                continue
             async for line in response.content:
                 event = json.loads(line)
                 metadata = event["object"].get("metadata", {})

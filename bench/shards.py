@@ -6,12 +6,15 @@ Measured in one run on one real control plane:
             all inside its clock;
   shards    S `modelops run --shard sK` processes; the N deployments (labelled round robin
             modelops.io/shard=sK) created at once, timed from the first create until the last
-            InferenceService is seen on a watch.
+            InferenceService is seen on a watch (--cold-start: the deployments exist first and
+            the clock starts with the processes).
 Reports both times and their ratio (goal <= 1.5 at 10,000 over 4 shards), each process's RSS
 and CPU, and checks from the API server's audit log that every deployment was written by
-exactly one process: its own shard (user agent `modelops shard=sK`).
+exactly one process: its own shard (user agent `modelops shard=sK`). Counts the 429s the API
+server answered in the measured window (its apiserver_request_total).
 
     .venv/bin/python bench/shards.py [--count 10000] [--shards 4] [--namespaces 4]
+                                     [--kube-api-qps 0] [--cold-start]
 """
 
 from __future__ import annotations
@@ -76,37 +79,59 @@ async def floor(client: Client, count: int, namespaces: list[str]) -> float:
     return time.perf_counter() - started
 
 
-async def sharded(client: Client, plane: ControlPlane, count: int, shards: int,
-                  namespaces: list[str]) -> dict[str, Any]:  # fmt: skip
-    for ns in namespaces:
-        await client.namespace(ns)
+def start_shards(plane: ControlPlane, shards: int, limit: list[str]) -> dict[str, Any]:
     env = {**os.environ, "KUBECONFIG": str(plane.operator_kubeconfig)}
     processes = {}
     for k in range(shards):
         log = open(plane.logs / f"shard-s{k}.log", "ab")  # noqa: SIM115
         processes[f"s{k}"] = subprocess.Popen(
             [sys.executable, "-m", "modelops.cli", "run", "--shard", f"s{k}",
-             "--liveness", "none", "--metrics-port", "0"],
+             "--liveness", "none", "--metrics-port", "0", *limit],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
-    try:
-        await asyncio.sleep(8)  # start-up is not what is measured
-        before = {name: proc_stats(p.pid) for name, p in processes.items()}
-        seen: dict[str, float] = {}
-        watcher = asyncio.create_task(watch_added(client, ALL_SERVICES, seen, count, "shard-"))
-        await asyncio.sleep(0.5)
+    return processes
 
-        async def create(i: int) -> None:
-            ns = namespaces[i % len(namespaces)]
-            await client.call("POST", MD_PATH.format(ns=ns), labelled(f"md-{i}", f"s{i % shards}"))
 
-        started = time.perf_counter()
+async def rejected_429(client: Client) -> int:
+    """Requests the API server has answered 429 so far (its own apiserver_request_total)."""
+    async with client.session.get(client.server + "/metrics") as response:
+        text = await response.text()
+    return int(sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        if line.startswith("apiserver_request_total{") and 'code="429"' in line
+    ))  # fmt: skip
+
+
+async def sharded(client: Client, plane: ControlPlane, count: int, shards: int,
+                  namespaces: list[str], limit: list[str], cold: bool) -> dict[str, Any]:  # fmt: skip
+    """Time to every InferenceService. Burst: the shards run, the deployments are created at
+    once. Cold start: the deployments exist first, then the shards start (start-up counted)."""
+    for ns in namespaces:
+        await client.namespace(ns)
+
+    async def create(i: int) -> None:
+        ns = namespaces[i % len(namespaces)]
+        await client.call("POST", MD_PATH.format(ns=ns), labelled(f"md-{i}", f"s{i % shards}"))
+
+    seen: dict[str, float] = {}
+    watcher = asyncio.create_task(watch_added(client, ALL_SERVICES, seen, count, "shard-"))
+    if cold:
         await asyncio.gather(*(create(i) for i in range(count)))
+    processes = start_shards(plane, shards, limit)
+    try:
+        if not cold:
+            await asyncio.sleep(8)  # start-up is not what is measured
+        before = {name: proc_stats(p.pid) for name, p in processes.items()}
+        refused_before = await rejected_429(client)
+        started = time.perf_counter()
+        if not cold:
+            await asyncio.gather(*(create(i) for i in range(count)))
         await asyncio.wait_for(watcher, timeout=1800)
         elapsed = max(seen.values()) - started
         after = {name: proc_stats(p.pid) for name, p in processes.items()}
         return {
             "elapsed": elapsed,
+            "api_server_429s": await rejected_429(client) - refused_before,
             "processes": {
                 name: {
                     "cpu_s": round(after[name][0] - before[name][0], 1),
@@ -141,7 +166,8 @@ def writers_by_deployment(
     return found, counted
 
 
-async def run(count: int, shards: int, namespace_count: int) -> int:
+async def run(count: int, shards: int, namespace_count: int, qps: str | None, cold: bool) -> int:
+    limit = [] if qps is None else ["--kube-api-qps", qps]
     with tempfile.TemporaryDirectory(prefix="modelops-bench-") as folder:
         plane = ControlPlane(Path(folder))
         plane.start(progress=True)
@@ -150,7 +176,7 @@ async def run(count: int, shards: int, namespace_count: int) -> int:
             base = await floor(client, count, [f"floor-{n}" for n in range(namespace_count)])
             print(f"floor: {base:.1f} s", flush=True)
             measured = await sharded(client, plane, count, shards,
-                                     [f"shard-{n}" for n in range(namespace_count)])  # fmt: skip
+                                     [f"shard-{n}" for n in range(namespace_count)], limit, cold)  # fmt: skip
             writers, writes = writers_by_deployment(plane)
         finally:
             await client.close()
@@ -162,15 +188,20 @@ async def run(count: int, shards: int, namespace_count: int) -> int:
         "benchmark": "shards", "count": count, "shards": shards, "namespaces": namespace_count,
         "floor_s": round(base, 2), "operator_s": round(measured["elapsed"], 2),
         "ratio": round(ratio, 2), "goal_ratio": 1.5, "processes": measured["processes"],
+        "mode": "cold start" if cold else "burst", "kube_api_qps": qps or "default",
+        "api_server_429s": measured["api_server_429s"],
         "deployments_written": len(writers), "writes": dict(writes), "written_by_other_than_their_shard": len(wrong),
         "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d"),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "shards.json").write_text(json.dumps(result, indent=2) + "\n")
+    variant = ("-cold" if cold else "") + ("" if qps is None else f"-qps{qps}")
+    (RESULTS / f"shards{variant}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"deployments: {count} over {namespace_count} namespaces and {shards} shards")
     print(f"floor (bare client, creates + necessary writes): {base:.1f} s")
     print(f"shards, first create -> last InferenceService:   {measured['elapsed']:.1f} s")
     print(f"ratio: {ratio:.2f} (goal <= 1.5)")
+    print(f"429s from the API server: {measured['api_server_429s']} "
+          f"(client limit: --kube-api-qps {qps or 'default'})")  # fmt: skip
     for name, figures in measured["processes"].items():
         print(f"  {name}: CPU {figures['cpu_s']} s, RSS {figures['rss_mib']} MiB")
     print(f"deployments written: {len(writers)}; by another than their shard: {len(wrong)}")
@@ -185,5 +216,10 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--namespaces", type=int, default=4)
+    parser.add_argument("--kube-api-qps", default=None,
+                        help="the shards' client limit (0: none); default the operator's")  # fmt: skip
+    parser.add_argument("--cold-start", action="store_true",
+                        help="create the deployments first, then start the shards")  # fmt: skip
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(run(arguments.count, arguments.shards, arguments.namespaces)))
+    sys.exit(asyncio.run(run(arguments.count, arguments.shards, arguments.namespaces,
+                             arguments.kube_api_qps, arguments.cold_start)))  # fmt: skip

@@ -7,7 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from modelops.controller.config import OperatorConfig, RegistryDefaults
+from modelops.controller.config import (
+    DEFAULT_KUBE_API_BURST,
+    DEFAULT_KUBE_API_QPS,
+    OperatorConfig,
+    RegistryDefaults,
+)
 from modelops.core.sharding import Shard, ShardNameError
 
 LOG_FORMATS = ("text", "json")
@@ -107,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="named shards run beside this process: own only the ModelDeployments without a "
         "modelops.io/shard label (env MODELOPS_DEFAULT_SHARD=true)",
     )
+    run.add_argument(
+        "--kube-api-qps",
+        type=float,
+        default=float(os.environ.get("MODELOPS_KUBE_API_QPS", DEFAULT_KUBE_API_QPS)),
+        help="requests per second this process sends the API server, on average (0: no limit; "
+        f"default {DEFAULT_KUBE_API_QPS:g}); env MODELOPS_KUBE_API_QPS",
+    )
+    run.add_argument(
+        "--kube-api-burst",
+        type=int,
+        default=int(os.environ.get("MODELOPS_KUBE_API_BURST", DEFAULT_KUBE_API_BURST)),
+        help="requests it may send at once above that rate (default "
+        f"{DEFAULT_KUBE_API_BURST}); env MODELOPS_KUBE_API_BURST",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     for action, help_text in (
@@ -185,6 +204,8 @@ def operator_config(args: argparse.Namespace) -> OperatorConfig:
         capture_store=args.capture_store or None,
         namespaces=tuple(dict.fromkeys(args.namespaces)),
         shard=Shard(args.shard or None, others_exist=args.default_shard),
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
     )
 
 
@@ -196,6 +217,11 @@ def run_operator(args: argparse.Namespace) -> int:
     if args.shard and args.default_shard:
         print("--shard and --default-shard exclude each other: a process is either the named "
               "shard or the default one", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.kube_api_qps < 0 or (args.kube_api_qps > 0 and args.kube_api_burst < 1):
+        print("--kube-api-qps must be 0 (no limit) or more, and --kube-api-burst at least 1 "
+              "with a limit: for example --kube-api-qps 200 --kube-api-burst 400",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         config = operator_config(args)

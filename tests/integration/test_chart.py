@@ -129,6 +129,9 @@ def test_each_shard_runs_its_own_operator_and_no_two_select_the_same_pods(helm: 
         selected = [other for other, d in deployments.items()
                     if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]  # fmt: skip
         assert selected == [name]
+    # Every process gets the client-side rate limit toward the API server.
+    for found_args in args.values():
+        assert {"--kube-api-qps=200", "--kube-api-burst=400"} <= set(found_args)
     # The default install keeps one operator owning every deployment (no shard flag at all).
     [alone] = kinds(render(helm))["Deployment"]
     alone_args = alone["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -147,6 +150,8 @@ def test_crds_can_be_left_out_and_metrics_scraped_by_a_service_monitor(helm: Pat
     ("registry.trackingUri=mlflow:5000", "at '/registry/trackingUri'"),
     ("watchNamespaces[0]=Bad_Name", "at '/watchNamespaces/0'"),
     ("shards[0]=GPU_1", "at '/shards/0'"),
+    ("kubeApi.burst=0", "at '/kubeApi/burst': minimum: got 0"),
+    ("kubeApi.qps=-5", "at '/kubeApi/qps': minimum: got -5"),
     ("replicas=3", "'replicas' not allowed"),
 ])  # fmt: skip
 def test_bad_values_fail_at_install_naming_the_field(helm: Path, setting: str, says: str) -> None:

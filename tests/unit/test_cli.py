@@ -1,6 +1,7 @@
 import pytest
 
-from modelops.cli import build_parser
+from modelops.cli import build_parser, main, operator_config
+from modelops.controller.config import DEFAULT_KUBE_API_BURST, DEFAULT_KUBE_API_QPS
 
 
 def test_defaults_watch_every_namespace_with_text_logs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,3 +59,30 @@ def test_retrain_takes_a_reason_and_status_a_watch() -> None:
         "retrain", "fraud", "risk", "new labels")  # fmt: skip
     assert build_parser().parse_args(["status", "fraud", "--watch"]).watch is True
     assert build_parser().parse_args(["status", "fraud"]).watch is False
+
+
+def test_the_api_rate_limit_comes_from_flags_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("MODELOPS_KUBE_API_QPS", "MODELOPS_KUBE_API_BURST"):
+        monkeypatch.delenv(name, raising=False)
+    config = operator_config(build_parser().parse_args(["run"]))
+    assert (config.kube_api_qps, config.kube_api_burst) == (
+        DEFAULT_KUBE_API_QPS,
+        DEFAULT_KUBE_API_BURST,
+    )
+    monkeypatch.setenv("MODELOPS_KUBE_API_QPS", "0")
+    config = operator_config(build_parser().parse_args(["run", "--kube-api-burst", "7"]))
+    assert (config.kube_api_qps, config.kube_api_burst) == (0.0, 7)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--kube-api-qps", "-1"], ["run", "--kube-api-qps", "5", "--kube-api-burst", "0"]],
+)
+def test_a_bad_rate_limit_stops_the_operator_naming_the_flags(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODELOPS_KUBE_API_BURST", raising=False)
+    assert main(argv) == 2
+    assert "--kube-api-qps must be 0 (no limit) or more" in capsys.readouterr().err

@@ -76,6 +76,15 @@ def test_canary_entries_take_their_replicas_from_the_stable_sum() -> None:
     assert manifest["spec"]["canary"][0]["predictor"]["labels"]["modelops.io/model-version"] == "6"
 
 
+def test_canary_entries_name_their_container_as_the_crd_requires() -> None:
+    # KServe's CRD requires spec.canary[].predictor.model.name; its defaulting webhook fills it
+    # in, but the entry must be valid without the webhook (the API server answered 422).
+    canary = CanaryPlan(ServedModel("s3://m/8", "sklearn", version="8"), "v8", 30, 1)
+    manifest = desired_inference_service(deployment(), SERVED, canaries=[canary])
+    assert manifest["spec"]["canary"][0]["predictor"]["model"]["name"] == "kserve-container"
+    assert manifest["spec"]["canary"][0]["predictor"]["model"]["storageUri"] == "s3://m/8"
+
+
 def test_optional_fields_are_left_to_kserve_when_unset() -> None:
     predictor = build()["spec"]["predictor"]
     assert "maxReplicas" not in predictor

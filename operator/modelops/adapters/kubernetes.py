@@ -6,6 +6,7 @@ importing the official client (tens of MiB of generated models) in the operator'
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -15,9 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from prometheus_client import Counter, Histogram
 
 from modelops.adapters.http_auth import client_headers
 from modelops.core.patches import FIELD_MANAGER
+from modelops.core.rate_limit import TokenBucket, retry_after
+
+THROTTLED = Counter(
+    "modelops_kube_api_throttled",
+    "Requests the API server answered 429 (too many requests) and the client sent again.",
+)
+RATE_LIMIT_WAIT = Histogram(
+    "modelops_kube_api_rate_limit_wait_seconds",
+    "Time requests waited for the client-side rate limit (--kube-api-qps, --kube-api-burst).",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+)
+RETRIES_OF_429 = 10  # as client-go
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,13 @@ class KubernetesApi:
     """The calls the reconciler needs. Paths are API paths ("/apis/group/version/...")."""
 
     def __init__(
-        self, connection: Connection, *, timeout: float | None = 30.0, user_agent: str = "modelops"
+        self,
+        connection: Connection,
+        *,
+        timeout: float | None = 30.0,
+        user_agent: str = "modelops",
+        qps: float = 0.0,
+        burst: int = 1,
     ) -> None:
         # The user agent names the shard: the API server's audit log tells shards apart.
         headers = client_headers(
@@ -84,9 +104,13 @@ class KubernetesApi:
         self._server = connection.server.rstrip("/")
         self._session = aiohttp.ClientSession(
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            # The API server gets `timeout` to answer; time queued for one of the 64
+            # connections is not counted (a cold start of thousands queues there, and a
+            # timed-out write the server still made is written again).
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
             connector=aiohttp.TCPConnector(ssl=_ssl_context(connection), limit=64),
         )
+        self._bucket = TokenBucket(qps, burst)
 
     async def close(self) -> None:
         await self._session.close()
@@ -102,18 +126,30 @@ class KubernetesApi:
     ) -> dict[str, Any]:
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else None
-        async with self._session.request(
-            method, self._server + path, data=data, headers=headers, params=params
-        ) as response:
-            payload = await response.read()
-            decoded: dict[str, Any] = json.loads(payload) if payload else {}
-            if response.status >= 400:
-                raise ApiError(
-                    response.status,
-                    str(decoded.get("reason", response.reason)),
-                    str(decoded.get("message", payload[:500])),
-                )
-            return decoded
+        for attempt in range(RETRIES_OF_429 + 1):
+            wait = self._bucket.reserve(asyncio.get_running_loop().time())
+            if wait > 0:
+                RATE_LIMIT_WAIT.observe(wait)
+                await asyncio.sleep(wait)
+            async with self._session.request(
+                method, self._server + path, data=data, headers=headers, params=params
+            ) as response:
+                payload = await response.read()
+                if response.status == 429 and attempt < RETRIES_OF_429:
+                    # Priority and fairness refused it before any work: safe to send again.
+                    THROTTLED.inc()
+                    pause = retry_after(response.headers.get("Retry-After"), attempt)
+                else:
+                    decoded: dict[str, Any] = json.loads(payload) if payload else {}
+                    if response.status >= 400:
+                        raise ApiError(
+                            response.status,
+                            str(decoded.get("reason", response.reason)),
+                            str(decoded.get("message", payload[:500])),
+                        )
+                    return decoded
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def watch(
         self, path: str, params: Mapping[str, str]

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from modelops.core.sharding import Shard
 
 GLOB_CHARACTERS = set("*?[!")
+# Client-side rate limit toward the API server, per process (see core/rate_limit.py and the
+# measurements in docs/performance.md).
+DEFAULT_KUBE_API_QPS = 200.0
+DEFAULT_KUBE_API_BURST = 400
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class OperatorConfig:
     """Where the monitor captures labelled rows (retraining Jobs read their deployment's)."""
     shard: Shard = field(default_factory=Shard)
     """The deployments this process owns (label selector on every watch)."""
+    kube_api_qps: float = DEFAULT_KUBE_API_QPS
+    """Average requests per second to the API server (0: no limit)."""
+    kube_api_burst: int = DEFAULT_KUBE_API_BURST
+    """Requests sent at once above that rate."""
 
     @property
     def scans_namespaces(self) -> bool:

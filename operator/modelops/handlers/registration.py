@@ -101,8 +101,12 @@ async def authenticate(
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if info is not None and runtime is not None:
         previous = runtime.api
+        config = runtime.config
         runtime.api = KubernetesApi(
-            connection_from(info), user_agent=f"modelops shard={runtime.config.shard.display}"
+            connection_from(info),
+            user_agent=f"modelops shard={config.shard.display}",
+            qps=config.kube_api_qps,
+            burst=config.kube_api_burst,
         )
         if runtime.reconciler is None:
             runtime.reconciler = Reconciler(runtime.api, _post_event, config=runtime.config)

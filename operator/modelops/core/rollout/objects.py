@@ -51,6 +51,7 @@ class CanaryPlan:
 # Seconds a model server keeps answering after it is told to stop (preStop), while Services,
 # gateways and the router stop sending it requests: scale-downs lose no request.
 PRE_STOP_SLEEP_SECONDS = 5
+KSERVE_CONTAINER = "kserve-container"  # constants.InferenceServiceContainerName
 
 
 def inference_service_name(deployment: ModelDeployment) -> str:
@@ -157,7 +158,9 @@ def _canary_entry(deployment: ModelDeployment, plan: CanaryPlan) -> dict[str, An
     entry: dict[str, Any] = {
         "name": plan.name,
         "labels": deployment_labels(deployment, plan.served, shard=False),
-        "model": _model(deployment, plan.served),
+        # The CRD's schema requires a canary's container name, which KServe's defaulting
+        # webhook fills in: written here so the entry is valid without that webhook too.
+        "model": {"name": KSERVE_CONTAINER, **_model(deployment, plan.served)},
         **predictor_logging(deployment, plan.served.version),
     }
     if plan.replicas is not None:
