@@ -31,9 +31,10 @@ from typing import Any
 from modelops_dev.control_plane import ControlPlane
 
 sys.path.insert(0, str(Path(__file__).parent))
-from idle_cost import NAMESPACE, ready, settle
+from idle_cost import NAMESPACE, healthy, settle
 from latency import start_operator, stop
 from reconcile_throughput import MD_PATH, Client, deployment, rss_mib
+from rollback_latency import KServeStandIn
 
 RESULTS = Path(__file__).parent / "results"
 OPERATIONS = ("edit", "version", "recreate")
@@ -59,13 +60,26 @@ async def churn_once(client: Client, name: str, operation: str, version: int) ->
     await client.call("PATCH", path, patch, "application/merge-patch+json")
 
 
-async def serve_touched(client: Client, touched: set[str]) -> None:
-    """KServe's part for the deployments changed lately: their InferenceService Ready."""
+async def serve_touched(stand_in: KServeStandIn, touched: dict[str, float]) -> None:
+    """KServe's part for the deployments changed in the last two minutes (a new version goes
+    through a canary, then its promotion): each InferenceService and canary Ready."""
     while True:
-        for name in list(touched):
-            if await ready(client, name):
-                touched.discard(name)
+        for name, when in list(touched.items()):
+            if time.monotonic() - when > 120:
+                touched.pop(name, None)
+            else:
+                await stand_in.serve(name)
         await asyncio.sleep(1)
+
+
+async def every_one_healthy(client: Client, stand_in: KServeStandIn, names: list[str]) -> None:
+    """At the end: KServe's part for all of them until each is Healthy (it kept up)."""
+    deadline = time.monotonic() + 300
+    while await healthy(client) < len(names):
+        if time.monotonic() > deadline:
+            await settle(client, names, deadline_seconds=0)  # raises, naming the stuck ones
+        await asyncio.gather(*(stand_in.serve(name) for name in names))
+        await asyncio.sleep(2)
 
 
 async def measure(count: int, minutes: float, rate: float, sample: float) -> dict[str, Any]:
@@ -74,8 +88,9 @@ async def measure(count: int, minutes: float, rate: float, sample: float) -> dic
         plane.start(progress=True)
         client = Client(plane)
         operator = start_operator(plane)
-        touched: set[str] = set()
-        server = asyncio.create_task(serve_touched(client, touched))
+        touched: dict[str, float] = {}
+        stand_in = KServeStandIn(client)
+        server = asyncio.create_task(serve_touched(stand_in, touched))
         try:
             await client.namespace(NAMESPACE)
             names = [f"md-{i}" for i in range(count)]
@@ -96,11 +111,11 @@ async def measure(count: int, minutes: float, rate: float, sample: float) -> dic
                 name, operation = random.choice(names), random.choice(OPERATIONS)
                 version += 1
                 await churn_once(client, name, operation, version)
-                touched.add(name)
+                touched[name] = time.monotonic()
                 done[operation] += 1
                 await asyncio.sleep(1 / rate)
             samples.append((round(time.monotonic() - started), round(rss_mib(operator.pid), 1)))
-            await settle(client, names, deadline_seconds=300)  # it kept up: every one Healthy
+            await every_one_healthy(client, stand_in, names)
         finally:
             server.cancel()
             stop(operator)
