@@ -4,11 +4,14 @@ Measured in one run on one real control plane:
   baseline  a bare aiohttp client doing, per deployment, the same create plus the necessary
             writes (create the InferenceService, write the status), 64 requests in flight, all
             inside its clock (the floor of the operator's clock);
+  applied   the same, the InferenceService written by server-side apply as the operator
+            writes it (field ownership costs the API server more than a create): how much
+            of the gap to the floor is that;
   operator  `modelops run -n bench` reconciling N deployments created at once (64 in flight),
             timed from the first create until the last InferenceService is seen on a watch.
-Reports both times, their ratio (target <= 1.2), the p50/p99 latency from a deployment's create
-returning to its InferenceService appearing (target p99 <= 1 s), and the operator's RSS
-(target <= 150 MiB at 1,000).
+Reports both times, their ratio (goal <= 1.2), the p50/p99 latency from a deployment's create
+returning to its InferenceService appearing (reported, no goal: in a burst it is the queue), and
+the operator's RSS after the burst (the memory goal is measured after start-up, by latency.py).
 
     .venv/bin/python bench/reconcile_throughput.py [--count 1000]
 """
@@ -110,17 +113,26 @@ class Client:
         await self.session.close()
 
 
-async def baseline(client: Client, count: int) -> float:
+async def baseline(
+    client: Client, count: int, *, apply: bool = False, namespace: str | None = None
+) -> float:
     """The floor of the operator's clock: the same creates and, per deployment, the necessary
-    writes (the InferenceService, one status write), all inside the timing."""
-    ns = "baseline"
+    writes (the InferenceService, one status write), all inside the timing. With `apply` the
+    InferenceService is written by server-side apply, as the operator does."""
+    ns = namespace or ("baseline-apply" if apply else "baseline")
     await client.namespace(ns)
     status = {"status": {"observedGeneration": 1, "phase": "Pending", "inferenceService": "x"}}
 
     async def one(i: int) -> None:
         body = await client.call("POST", MD_PATH.format(ns=ns), deployment(f"md-{i}"))
         name, uid = body["metadata"]["name"], body["metadata"]["uid"]
-        await client.call("POST", ISVC_PATH.format(ns=ns), inference_service(name, uid))
+        service = inference_service(name, uid)
+        if apply:
+            await client.call("PATCH", ISVC_PATH.format(ns=ns) + f"/{name}"
+                              "?fieldManager=modelops&force=true", service,
+                              "application/apply-patch+yaml")  # fmt: skip
+        else:
+            await client.call("POST", ISVC_PATH.format(ns=ns), service)
         await client.call(
             "PATCH",
             MD_PATH.format(ns=ns) + f"/{name}/status",
@@ -226,7 +238,11 @@ async def run(count: int) -> int:
         plane.start(progress=True)
         client = Client(plane)
         try:
+            # Untimed: the API server's first thousand requests are slower (caches, the
+            # first watch cache, connections); whichever phase came first paid for it.
+            await baseline(client, max(count // 4, 1), namespace="warm-up")
             base = await baseline(client, count)
+            applied = await baseline(client, count, apply=True)
             measured = await with_operator(client, plane, count)
         finally:
             await client.close()
@@ -234,18 +250,17 @@ async def run(count: int) -> int:
     ratio = measured["elapsed"] / base
     print(f"deployments:           {count}")
     print(f"bare client (baseline): {base:.2f} s")
-    print(f"operator:               {measured['elapsed']:.2f} s   (target <= 30 s)")
-    print(f"ratio operator/bare:    {ratio:.2f}     (target <= 1.2)")
-    print(
-        f"latency p50 / p99:      {measured['p50']:.3f} s / {measured['p99']:.3f} s   (target p99 <= 1 s)"
-    )
+    print(f"operator:               {measured['elapsed']:.2f} s")
+    print(f"ratio operator/bare:    {ratio:.2f}     (goal <= 1.2)")
+    print(f"bare client, applying:  {applied:.2f} s (ratio {measured['elapsed'] / applied:.2f})")
+    print(f"latency p50 / p99:      {measured['p50']:.3f} s / {measured['p99']:.3f} s")
     print(f"operator CPU time:       {measured['cpu']:.1f} s (start-up included)")
-    print(f"operator RSS:           {measured['rss_mib']:.0f} MiB   (target <= 150 MiB)")
+    print(f"operator RSS:           {measured['rss_mib']:.0f} MiB (after the burst)")
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     figures = {
         "benchmark": "burst", "count": count, "floor_s": round(base, 2),
-        "operator_s": round(measured["elapsed"], 2), "ratio": round(ratio, 2), "goal_ratio": 1.2,
+        "floor_applying_s": round(applied, 2), "operator_s": round(measured["elapsed"], 2), "ratio": round(ratio, 2), "goal_ratio": 1.2,
         "p50_s": round(measured["p50"], 3), "p99_s": round(measured["p99"], 3),
         "rss_mib": round(measured["rss_mib"], 1), "cpu_s": round(measured["cpu"], 1),
         "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d"),

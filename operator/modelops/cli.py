@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--kube-api-qps",
         type=float,
         default=float(os.environ.get("MODELOPS_KUBE_API_QPS", DEFAULT_KUBE_API_QPS)),
-        help="requests per second this process sends the API server, on average (0: no limit; "
-        f"default {DEFAULT_KUBE_API_QPS:g}); env MODELOPS_KUBE_API_QPS",
+        help="requests per second this process sends the API server, on average (default 0: "
+        "no limit, the API server's priority and fairness bounds it); env MODELOPS_KUBE_API_QPS",
     )
     run.add_argument(
         "--kube-api-burst",

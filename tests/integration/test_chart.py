@@ -41,7 +41,10 @@ def test_the_default_install_is_cluster_wide_least_privilege_and_restricted(helm
     [role] = found["ClusterRole"]
     verbs = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
              for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+    # Only the status is written; Events are created, never updated.
+    assert verbs[("modelops.io", "modeldeployments")] == {"get", "list", "watch"}
     assert verbs[("modelops.io", "modeldeployments/status")] == {"get", "patch"}
+    assert verbs[("", "events")] == {"create"}
     assert verbs[("", "secrets")] == {"get"}  # never list or watch Secrets
     # A canary's endpoints and the pods of a version past its deadline: read, never watched.
     assert verbs[("", "pods")] == {"list"}
@@ -129,9 +132,9 @@ def test_each_shard_runs_its_own_operator_and_no_two_select_the_same_pods(helm: 
         selected = [other for other, d in deployments.items()
                     if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]  # fmt: skip
         assert selected == [name]
-    # Every process gets the client-side rate limit toward the API server.
+    # Every process gets the client-side rate limit's settings (off by default).
     for found_args in args.values():
-        assert {"--kube-api-qps=200", "--kube-api-burst=400"} <= set(found_args)
+        assert {"--kube-api-qps=0", "--kube-api-burst=400"} <= set(found_args)
     # The default install keeps one operator owning every deployment (no shard flag at all).
     [alone] = kinds(render(helm))["Deployment"]
     alone_args = alone["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -71,9 +71,10 @@ def test_the_api_rate_limit_comes_from_flags_or_environment(
         DEFAULT_KUBE_API_QPS,
         DEFAULT_KUBE_API_BURST,
     )
-    monkeypatch.setenv("MODELOPS_KUBE_API_QPS", "0")
+    assert config.kube_api_qps == 0  # off unless asked for, as in controller-runtime
+    monkeypatch.setenv("MODELOPS_KUBE_API_QPS", "50")
     config = operator_config(build_parser().parse_args(["run", "--kube-api-burst", "7"]))
-    assert (config.kube_api_qps, config.kube_api_burst) == (0.0, 7)
+    assert (config.kube_api_qps, config.kube_api_burst) == (50.0, 7)
 
 
 @pytest.mark.parametrize(

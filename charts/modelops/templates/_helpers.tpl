@@ -40,7 +40,7 @@ modelops.io/operator-shard: {{ .shard }}
 {{- define "modelops.rules" -}}
 - apiGroups: [modelops.io]
   resources: [modeldeployments]
-  verbs: [get, list, watch, patch]           # watch; kopf's finalizer and bookkeeping annotations
+  verbs: [get, list, watch]                  # only its status is written
 - apiGroups: [modelops.io]
   resources: [modeldeployments/status]
   verbs: [get, patch]
@@ -65,9 +65,9 @@ modelops.io/operator-shard: {{ .shard }}
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list]                              # a canary gets traffic only with ready endpoints
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]                            # Events about deployments (never updated)
 {{- end -}}
 
 {{/* Alerting rules, shared by the PrometheusRule and by the chart's promtool tests. */}}

@@ -162,14 +162,24 @@ class KubernetesApi:
         ) as response:
             if response.status >= 400:
                 raise ApiError(response.status, str(response.reason), await response.text())
-            async for line in response.content:
-                event = json.loads(line)
-                if event["type"] == "ERROR":
-                    status = event["object"]
-                    raise ApiError(
-                        status.get("code", 500), status.get("reason", ""), status.get("message", "")
-                    )
-                yield event["type"], event["object"]
+            # One JSON document per line; read in chunks, not aiohttp's readline, whose line
+            # limit (128 KiB) a large object's event can pass.
+            pending = b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        status = event["object"]
+                        raise ApiError(
+                            status.get("code", 500),
+                            status.get("reason", ""),
+                            status.get("message", ""),
+                        )
+                    yield event["type"], event["object"]
 
     async def get(self, path: str) -> dict[str, Any] | None:
         try:
