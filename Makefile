@@ -19,14 +19,14 @@ test: venv packages binaries lint typecheck imports
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The benchmarks of bench/, one after another (each starts its own control plane); figures on
-# the terminal and as JSON under bench/results/. Never part of `make test`. About 75 minutes on
+# the terminal and as JSON under bench/results/. Never part of `make test`. About 80 minutes on
 # 2 cores, 30 of them the soak (BENCH_SOAK_MINUTES=5 for a quicker look).
 BENCH_SHARDS_COUNT ?= 10000
 BENCH_SOAK_MINUTES ?= 30
 bench: venv packages binaries
 	$(PY) bench/reconcile_throughput.py --count 1000
 	$(PY) bench/latency.py --count 100 --count 1000 --changes 50
-	$(PY) bench/idle_cost.py --count 1000 --window 60
+	$(PY) bench/idle_cost.py --count 1000 --window 300
 	$(PY) bench/soak.py --count 1000 --minutes $(BENCH_SOAK_MINUTES)
 	$(PY) bench/rollback_latency.py --per-case 5
 	$(PY) bench/shards.py --count $(BENCH_SHARDS_COUNT) --shards 4 --namespaces 4
