@@ -206,9 +206,14 @@ class KubernetesApi:
         )
 
 
+def collection_path(group: str, version: str, plural: str, namespace: str | None = None) -> str:
+    """A kind's objects in a namespace, or in every namespace (None); "" is the core group."""
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+
+
 def namespaced_path(
     group: str, version: str, plural: str, namespace: str, name: str, subresource: str = ""
 ) -> str:
-    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    path = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
+    path = f"{collection_path(group, version, plural, namespace)}/{name}"
     return f"{path}/{subresource}" if subresource else path

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -30,7 +30,7 @@ PAGE_SIZE = 500
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-def key_of(body: Body) -> Key:
+def key_of(body: Mapping[str, Any]) -> Key:
     metadata = body["metadata"]
     return metadata.get("namespace", "default"), metadata["name"]
 
@@ -66,13 +66,9 @@ class Informer:
         self.tried = asyncio.Event()
         """Set when the first list has ended, whether it succeeded or not (not after the watch
         that follows it: that runs until the server ends it)."""
-        self.lists = 0
 
     def get(self, key: Key) -> Any:
         return self._kept.get(key)
-
-    def __len__(self) -> int:
-        return len(self._versions)
 
     async def run(self) -> None:
         failures = 0
@@ -124,7 +120,6 @@ class Informer:
         for key in [key for key in self._versions if key not in seen]:
             self._on_change("DELETED", self._forget(key))
         self._resource_version = str(metadata.get("resourceVersion", ""))
-        self.lists += 1
         self.synced.set()
 
     async def _watch(self) -> None:

@@ -30,6 +30,7 @@ from modelops.api.resource import (
 from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.analysis import AnalysisRunner
 from modelops.controller.config import OperatorConfig
+from modelops.controller.informer import Key, key_of
 from modelops.controller.metrics import (
     API_WRITES,
     CANARY_TRAFFIC,
@@ -55,7 +56,6 @@ from modelops.core.rollout.rounds import analysis_round
 from modelops.core.rollout.wake import next_rollout_look
 from modelops.core.sharding import handover_labels
 
-Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], EventIntent], None]
 InferenceServiceLookup = Callable[[Key], Mapping[str, Any] | None]
 
@@ -86,11 +86,6 @@ def slim(body: Mapping[str, Any], keep_managed_fields: bool = False) -> dict[str
     if keep_managed_fields:
         return {**body, "metadata": slim_managed_fields(metadata)}
     return {**body, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
-
-
-def key_of(body: Mapping[str, Any]) -> Key:
-    metadata = body["metadata"]
-    return metadata.get("namespace", "default"), metadata["name"]
 
 
 class Reconciler:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelops.adapters.kubernetes import KubernetesApi
+from modelops.adapters.kubernetes import KubernetesApi, collection_path
 from modelops.api.resource import (
     GROUP,
     INFERENCE_SERVICE_PLURAL,
@@ -45,11 +45,6 @@ def owning_deployment(body: Body) -> Key | None:
     return None
 
 
-def _collection(group: str, version: str, plural: str, namespace: str | None) -> str:
-    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
-
-
 def _keep_service(body: Body) -> dict[str, Any]:
     parts: dict[str, Any] = {k: body[k] for k in ("metadata", "spec", "status") if k in body}
     return slim(parts, keep_managed_fields=True)
@@ -74,15 +69,15 @@ class _Scope:
         config, api = watches.config, watches.api
         owned = config.shard.selecting(f"{MANAGED_BY}=modelops")
         self.services = Informer(
-            api, _collection(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL, namespace),
+            api, collection_path(KSERVE_GROUP, KSERVE_VERSION, INFERENCE_SERVICE_PLURAL, namespace),
             watches.service_changed, selector=owned, keep=_keep_service, relogin=watches.relogin,
         )  # fmt: skip
         self.jobs = Informer(
-            api, _collection("batch", "v1", "jobs", namespace),
+            api, collection_path("batch", "v1", "jobs", namespace),
             watches.job_changed, selector=owned, keep=_keep_job, relogin=watches.relogin,
         )  # fmt: skip
         self.deployments = Informer(
-            api, _collection(GROUP, VERSION, PLURAL, namespace),
+            api, collection_path(GROUP, VERSION, PLURAL, namespace),
             watches.deployment_changed, selector=config.shard.selector, relogin=watches.relogin,
         )  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
@@ -120,16 +115,15 @@ class Watches:
         self._reconciler = reconciler
         self._queue = KeyedQueue(self._reconcile)
         self._scopes: dict[str | None, _Scope] = {}
-        self._namespaces: Informer | None = None
         self._namespace_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         if self.config.scans_namespaces:
-            self._namespaces = Informer(
+            namespaces = Informer(
                 self.api, "/api/v1/namespaces", self._namespace_changed, relogin=self.relogin
             )
-            self._namespace_task = asyncio.get_running_loop().create_task(self._namespaces.run())
+            self._namespace_task = asyncio.get_running_loop().create_task(namespaces.run())
         else:
             for namespace in self.config.namespaces or (None,):
                 self._open(namespace)
