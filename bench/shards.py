@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from modelops_dev.control_plane import OPERATOR_USER, ControlPlane
+from modelops_dev.control_plane import OPERATOR_USER, READ_VERBS, ControlPlane
 
 sys.path.insert(0, str(Path(__file__).parent))
 from reconcile_throughput import (
@@ -159,6 +159,7 @@ def writers_by_deployment(
             entry = json.loads(line)
             ref = entry.get("objectRef") or {}
             if (entry["user"]["username"] == OPERATOR_USER
+                    and entry["verb"] not in READ_VERBS
                     and ref.get("resource") in ("modeldeployments", "inferenceservices")
                     and str(ref.get("namespace", "")).startswith("shard-")):  # fmt: skip
                 found[ref["namespace"], ref["name"]].add(entry.get("userAgent", ""))

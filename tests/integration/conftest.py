@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from modelops_dev.control_plane import OPERATOR_USER, ControlPlane
+from modelops_dev.control_plane import OPERATOR_USER, READ_VERBS, ControlPlane
 from modelops_dev.environments import ensure_all
 from modelops_dev.kserve import KServeController
 from modelops_dev.network import PodNetwork
@@ -355,7 +355,8 @@ def operator_writes(
     for line in plane.audit_log.read_text().splitlines():
         entry = json.loads(line)
         ref = entry.get("objectRef", {})
-        if entry["user"]["username"] != OPERATOR_USER or ref.get("namespace") != namespace:
+        if (entry["user"]["username"] != OPERATOR_USER or entry["verb"] in READ_VERBS
+                or ref.get("namespace") != namespace):  # fmt: skip
             continue
         if ref.get("resource") == "events" and not include_events:
             continue

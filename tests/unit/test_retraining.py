@@ -278,18 +278,38 @@ def test_the_candidate_is_rolled_out_in_place_of_the_spec_until_promoted() -> No
 
 
 def test_the_loop_asks_to_be_woken_for_its_queries_and_schedules_only() -> None:
-    from modelops.core.retraining.triggers import next_retraining_look
+    from modelops.core.retraining.triggers import next_retraining_look, readings_due
 
     loop = Loop(METRIC)
-    assert next_retraining_look(loop.deployment, T0) == T0  # first look: queries due
+    assert next_retraining_look(loop.deployment, T0, None) == T0  # first look: queries due
     loop.step(0, value=0.95)
-    assert next_retraining_look(loop.deployment, T0) == T0 + timedelta(seconds=30)  # interval
+    measured = T0 + timedelta(seconds=30)
+    assert next_retraining_look(loop.deployment, T0, T0) == measured  # interval
+    assert readings_due(loop.deployment, measured, T0)
+    assert not readings_due(loop.deployment, measured - timedelta(seconds=1), T0)
     nightly = Loop({"name": "nightly", "schedule": "0 3 * * *"})
     nightly.step(0)
-    assert next_retraining_look(nightly.deployment, T0) == T0 + timedelta(hours=15)
+    assert next_retraining_look(nightly.deployment, T0, None) == T0 + timedelta(hours=15)
+    assert not readings_due(nightly.deployment, T0, None)  # a schedule queries nothing
     nightly.body["status"].pop("stable")
     stable_less = Loop(METRIC).deployment.model_copy(update={"status": nightly.deployment.status})
-    assert next_retraining_look(stable_less, T0) is None  # nothing to retrain against yet
+    assert next_retraining_look(stable_less, T0, None) is None  # nothing to retrain against yet
+    assert not readings_due(stable_less, T0, None)
+
+
+def test_a_measurement_that_changes_nothing_leaves_the_status_as_it_was() -> None:
+    """Idle deployments with triggers cost no API writes: only a breach starting or ending (or
+    a firing) changes the status."""
+    loop = Loop(METRIC)
+    loop.step(0, value=0.95)
+    settled = dict(loop.body["status"]["retraining"])
+    for _ in range(5):
+        loop.step(30, value=0.94)
+        assert loop.body["status"]["retraining"] == settled
+    loop.step(30, value=0.5)  # a breach starts: recorded with its start
+    assert loop.body["status"]["retraining"]["breaches"] == {
+        "quality": loop.now.isoformat().replace("+00:00", "Z")
+    }
 
 
 def test_a_person_asks_for_retraining_once_and_only_one_job_runs_at_a_time() -> None:

@@ -287,9 +287,6 @@ class RetrainingStatus(StatusModel):
     breaches: dict[str, datetime] = {}
     """Metric and drift triggers in breach, by trigger name, since when."""
 
-    evaluated_at: datetime | None = None
-    """When the metric and drift triggers were last measured (once per analysis interval)."""
-
     schedule_checked_at: datetime | None = None
     """Schedules fire for times after this instant."""
 

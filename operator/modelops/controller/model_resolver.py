@@ -1,7 +1,10 @@
 """Resolves which model version a deployment serves: one registry call per (registry, model,
 version or alias) per poll interval, however many deployments share it, with credentials read
 from Secrets; writes the registry's tags and aliases back. Operator-wide defaults come from
-the configuration (`modelops run --registry-uri ...`)."""
+the configuration (`modelops run --registry-uri ...`).
+
+The resolver polls each key in use itself and wakes the deployments that share it only when
+the answer changed: an idle deployment is not reconciled at every poll."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import asyncio
 import base64
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,6 +38,7 @@ LOOKUP_DEADLINE_SECONDS = 20.0
 
 # (tracking URI, secret ns, secret, model, selector, whether to check for a reference profile)
 CacheKey = tuple[str, str, str, str, str, bool]
+DeploymentKey = tuple[str, str]  # (namespace, name)
 NOT_CONFIGURED = RegistryFailure(
     "RegistryNotConfigured", "no MLflow registry is configured", transient=False
 )
@@ -44,6 +49,7 @@ class _Entry:
     observation: RegistryObservation
     fetched_at: float
     fresh_for: float
+    interval: float  # the poll interval (fresh_for is shorter after a transient failure)
 
 
 class ModelResolver:
@@ -59,6 +65,14 @@ class ModelResolver:
         self._cache: dict[CacheKey, _Entry] = {}
         self._in_flight: dict[CacheKey, asyncio.Task[RegistryObservation]] = {}
         self._registries: dict[tuple[str, str | None, str | None, str | None], Registry] = {}
+        self._registries_lock = threading.Lock()
+        # Who shares each key, and the next poll of each key in use.
+        self._users: dict[CacheKey, set[DeploymentKey]] = {}
+        self._user_keys: dict[DeploymentKey, CacheKey] = {}
+        self._polls: dict[CacheKey, asyncio.TimerHandle] = {}
+        self._poll_tasks: set[asyncio.Task[None]] = set()
+        self.changed: Callable[[DeploymentKey], None] = lambda _: None
+        """Called for each deployment sharing a key whose answer changed at a poll."""
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
@@ -86,15 +100,52 @@ class ModelResolver:
         settings = deployment.spec.model.registry
         return parse_duration(settings.poll_interval if settings else "30s").total_seconds()
 
-    def seconds_until_due(self, deployment: ModelDeployment) -> float | None:
-        """When the registry should be asked again for this deployment (None: no registry)."""
-        key = self._key(deployment)
+    def forget(self, user: DeploymentKey) -> None:
+        """A deployment is gone (or follows no registry now): stop polling for it."""
+        key = self._user_keys.pop(user, None)
         if key is None:
-            return None
-        entry = self._cache.get(key)
-        if entry is None:
-            return 0.0
-        return entry.fetched_at + entry.fresh_for - self._clock()
+            return
+        users = self._users.get(key, set())
+        users.discard(user)
+        if not users:
+            self._users.pop(key, None)
+            self._cache.pop(key, None)
+            poll = self._polls.pop(key, None)
+            if poll is not None:
+                poll.cancel()
+
+    def _use(self, key: CacheKey, deployment: ModelDeployment) -> None:
+        user = (deployment.metadata.namespace, deployment.metadata.name)
+        if self._user_keys.get(user) != key:
+            self.forget(user)
+            self._user_keys[user] = key
+            self._users.setdefault(key, set()).add(user)
+
+    def _schedule_poll(self, key: CacheKey, delay: float) -> None:
+        old = self._polls.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._polls[key] = loop.call_later(max(delay, 0.0), self._start_poll, key)
+
+    def _start_poll(self, key: CacheKey) -> None:
+        self._polls.pop(key, None)
+        if key not in self._users:
+            return
+        # Keep a reference: the event loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(self._poll(key))
+        self._poll_tasks.add(task)
+        task.add_done_callback(self._poll_tasks.discard)
+
+    async def _poll(self, key: CacheKey) -> None:
+        before = self._cache.get(key)
+        observation = await self._lookup(key)
+        if key not in self._users:
+            return
+        self._remember(key, observation, None)
+        if before is None or before.observation != observation:
+            for user in sorted(self._users.get(key, ())):
+                self.changed(user)
 
     async def observe(self, deployment: ModelDeployment) -> RegistryObservation:
         key = self._key(deployment)
@@ -105,24 +156,37 @@ class ModelResolver:
                 "start the operator with --registry-uri",
                 transient=False,
             )
+        self._use(key, deployment)
         entry = self._cache.get(key)
         if entry is not None and self._clock() - entry.fetched_at < entry.fresh_for:
             return entry.observation
+        observation = await self._lookup(key)
+        self._remember(key, observation, self._interval(deployment))
+        return observation
+
+    async def _lookup(self, key: CacheKey) -> RegistryObservation:
+        """One registry call for `key`, shared by everyone asking while it runs."""
         task = self._in_flight.get(key)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._fetch(key))
             self._in_flight[key] = task
             # Cleared when the lookup ends, even if every caller awaiting it was cancelled.
             task.add_done_callback(functools.partial(self._lookup_done, key))
-        observation = await asyncio.shield(task)
-        interval = self._interval(deployment)
+        return await asyncio.shield(task)
+
+    def _remember(
+        self, key: CacheKey, observation: RegistryObservation, interval: float | None
+    ) -> None:
+        """Cache an answer until the next poll (sooner after a transient failure); `interval`
+        None keeps the poll interval the key had."""
+        if interval is None:
+            entry = self._cache.get(key)
+            interval = entry.interval if entry else TRANSIENT_RETRY_SECONDS
         transient = isinstance(observation, RegistryFailure) and observation.transient
-        self._cache[key] = _Entry(
-            observation,
-            self._clock(),
-            min(interval, TRANSIENT_RETRY_SECONDS) if transient else interval,
-        )
-        return observation
+        fresh_for = min(interval, TRANSIENT_RETRY_SECONDS) if transient else interval
+        self._cache[key] = _Entry(observation, self._clock(), fresh_for, interval)
+        if key in self._users:
+            self._schedule_poll(key, fresh_for)
 
     def _lookup_done(self, key: CacheKey, _: asyncio.Task[RegistryObservation]) -> None:
         self._in_flight.pop(key, None)
@@ -252,7 +316,10 @@ class ModelResolver:
     def _registry(self, connection: RegistryConnection) -> Registry:
         identity = (connection.tracking_uri, connection.token, connection.username,
                     connection.password)  # fmt: skip
-        registry = self._registries.get(identity)
-        if registry is None:
-            registry = self._registries[identity] = Registry(connection)
+        # Lookups of different models build it from worker threads at once: one must win, or
+        # each keeps its own (and its own cache of MLmodel files, read again at every poll).
+        with self._registries_lock:
+            registry = self._registries.get(identity)
+            if registry is None:
+                registry = self._registries[identity] = Registry(connection)
         return registry

@@ -112,6 +112,8 @@ class Reconciler:
         self._lookup: InferenceServiceLookup | None = None
         self._models: dict[Key, tuple[str, ModelDeployment]] = {}
         self._timers = Timers(self._look_again)
+        # The resolver polls the registry itself and wakes only deployments whose answer moved.
+        self._resolver.changed = self._look_again
         self._post_event = post_event
         self._clock = clock
         self._deployments: dict[Key, Mapping[str, Any]] = {}
@@ -138,6 +140,8 @@ class Reconciler:
             self._canary_services.pop(key, None)
             self._refused.pop(key, None)
             self._analysis.forget(key)
+            self._retraining.forget(key)
+            self._resolver.forget(key)
             for version, role in self._exported.pop(key, set()):
                 VERSION_INFO.remove(*key, version, role)
             with contextlib.suppress(KeyError):
@@ -208,6 +212,8 @@ class Reconciler:
         registry = None
         if deployment.spec.serving.storage_uri is None:
             registry = await self._resolver.observe(candidate_view(deployment))
+        else:
+            self._resolver.forget(key)  # pinned now: its model's poll stops
         now = self._clock()
         measurements = None
         planned = analysis_round(deployment, observed, now)
@@ -402,20 +408,17 @@ class Reconciler:
 
     def _next_look(self, key: Key) -> float | None:
         """Seconds until the deployment needs a look although nothing changes: the earliest of
-        what core asks for (rollout, analysis, retraining) and its next registry poll."""
+        what core asks for (rollout, analysis, retraining). Registry polls are the resolver's:
+        it wakes the deployments whose answer changed."""
         deployment = self._parsed(key, self._deployments.get(key, {}))
         if deployment is None:
             return None
         now = self._clock()
-        delays = [
-            (when - now).total_seconds()
-            for when in (next_rollout_look(deployment, now), next_retraining_look(deployment, now))
-            if when is not None
-        ]
-        if deployment.spec.serving.storage_uri is None:
-            registry = self._resolver.seconds_until_due(deployment)
-            if registry is not None:
-                delays.append(registry)
+        looks = (
+            next_rollout_look(deployment, now),
+            next_retraining_look(deployment, now, self._retraining.last_measured(key)),
+        )
+        delays = [(when - now).total_seconds() for when in looks if when is not None]
         return min(delays) if delays else None
 
     def _look_again(self, key: Key) -> None:

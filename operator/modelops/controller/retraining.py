@@ -35,6 +35,15 @@ class RetrainingLoop:
         self.jobs: JobLookup = lambda _: None
         self._created: set[Key] = set()
         self._refused: set[Key] = set()
+        # When each deployment's metric and drift triggers were last measured: in memory, so
+        # a measurement that changes nothing writes nothing (a restart measures at once).
+        self._measured: dict[Key, datetime] = {}
+
+    def last_measured(self, key: Key) -> datetime | None:
+        return self._measured.get(key)
+
+    def forget(self, key: Key) -> None:
+        self._measured.pop(key, None)
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
@@ -69,9 +78,11 @@ class RetrainingLoop:
                 else:
                     candidate = found
         readings = None
-        if readings_due(deployment, now):
+        key = (deployment.metadata.namespace, deployment.metadata.name)
+        if readings_due(deployment, now, self._measured.get(key)):
             queries = trigger_queries(deployment, trigger_values(deployment, observed))
             readings = await self._analysis.readings(deployment, queries)
+            self._measured[key] = now
         return RetrainingInputs(
             readings=readings,
             job=job,

@@ -88,20 +88,24 @@ def trigger_queries(
     return queries
 
 
-def readings_due(deployment: ModelDeployment, now: datetime) -> bool:
-    """Whether the metric and drift triggers should be measured now (one round per interval)."""
-    spec, status = deployment.spec.retraining, deployment.status.retraining
+def readings_due(deployment: ModelDeployment, now: datetime, last: datetime | None) -> bool:
+    """Whether the metric and drift triggers should be measured now (one round per interval;
+    `last` is when they were last measured, kept by the operator in memory: a measurement that
+    changes nothing writes nothing)."""
+    spec = deployment.spec.retraining
     if spec is None or deployment.status.stable is None:
         return False
     if not any(t.metric or t.drift for t in spec.triggers):
         return False
-    last = status.evaluated_at if status else None
     return last is None or now - last >= evaluation_interval(deployment)
 
 
-def next_retraining_look(deployment: ModelDeployment, now: datetime) -> datetime | None:
+def next_retraining_look(
+    deployment: ModelDeployment, now: datetime, last: datetime | None
+) -> datetime | None:
     """When the loop next needs a look although nothing changes: the metric and drift triggers'
-    next measurement, or the next time a schedule comes."""
+    next measurement (`last`: when they were last measured), or the next time a schedule
+    comes."""
     spec, status = deployment.spec.retraining, deployment.status.retraining
     if spec is None or deployment.status.stable is None:
         return None
@@ -109,7 +113,6 @@ def next_retraining_look(deployment: ModelDeployment, now: datetime) -> datetime
         return now  # a first look records what counts as already answered
     times = []
     if any(t.metric or t.drift for t in spec.triggers):
-        last = status.evaluated_at
         times.append(now if last is None else last + evaluation_interval(deployment))
     checked = status.schedule_checked_at
     for trigger in spec.triggers:
@@ -386,8 +389,6 @@ def _evaluate(
         status, now, {r.trigger: r for r in readings or ()}, rollback_at, degraded_since,
         dict(status.breaches),
     )  # fmt: skip
-    if readings is not None:
-        evaluation.update["evaluated_at"] = now
     chosen: tuple[str, str] | None = None
     for index, trigger in enumerate(spec.triggers):
         name = trigger_name(trigger, index)
