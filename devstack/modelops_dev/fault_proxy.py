@@ -94,9 +94,7 @@ class FaultProxy:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.failing is not None:
-            return web.json_response(
-                {"error": "injected by the fault proxy"}, status=self.failing
-            )
+            return web.json_response({"error": "injected by the fault proxy"}, status=self.failing)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with self._session.request(
             request.method,
