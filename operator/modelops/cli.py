@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
+import uuid
 from pathlib import Path
 
 from modelops.controller.config import (
     DEFAULT_KUBE_API_BURST,
     DEFAULT_KUBE_API_QPS,
+    LeaderElection,
     OperatorConfig,
     RegistryDefaults,
 )
+from modelops.core.leases import LeaseTiming, LeaseTimingError
 from modelops.core.sharding import Shard, ShardNameError
 
 LOG_FORMATS = ("text", "json")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _service_account_namespace() -> str:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _env_list(name: str) -> list[str]:
@@ -108,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--default-shard",
         action="store_true",
-        default=os.environ.get("MODELOPS_DEFAULT_SHARD", "").lower() in ("1", "true", "yes"),
+        default=_env_flag("MODELOPS_DEFAULT_SHARD"),
         help="named shards run beside this process: own only the ModelDeployments without a "
         "modelops.io/shard label (env MODELOPS_DEFAULT_SHARD=true)",
     )
@@ -126,6 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests it may send at once above that rate (default "
         f"{DEFAULT_KUBE_API_BURST}); env MODELOPS_KUBE_API_BURST",
     )
+    election = run.add_argument_group(
+        "leader election", "several replicas of one shard: one leads (writes), the others stand by"
+    )
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=_env_flag("MODELOPS_LEADER_ELECT"),
+        help="compete for the shard's Lease before watching or writing anything "
+        "(env MODELOPS_LEADER_ELECT=true)",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("MODELOPS_LEADER_ELECTION_NAMESPACE")
+        or os.environ.get("POD_NAMESPACE")
+        or _service_account_namespace(),
+        help="namespace of the Lease (default: env MODELOPS_LEADER_ELECTION_NAMESPACE, "
+        "POD_NAMESPACE, or the ServiceAccount's namespace)",
+    )
+    timing = LeaseTiming()
+    for flag, default, meaning in (
+        ("lease-duration", timing.lease_duration, "how long standbys wait on an unrenewed lease"),
+        ("renew-deadline", timing.renew_deadline, "how long the leader writes without renewing"),
+        ("retry-period", timing.retry_period, "how often the lease is renewed or looked at"),
+    ):
+        variable = "MODELOPS_LEADER_ELECT_" + flag.upper().replace("-", "_")
+        election.add_argument(
+            f"--leader-elect-{flag}",
+            type=float,
+            default=float(os.environ.get(variable, default)),
+            metavar="SECONDS",
+            help=f"{meaning} (default {default:g}; env {variable})",
+        )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     for action, help_text in (
@@ -206,7 +254,22 @@ def operator_config(args: argparse.Namespace) -> OperatorConfig:
         shard=Shard(args.shard or None, others_exist=args.default_shard),
         kube_api_qps=args.kube_api_qps,
         kube_api_burst=args.kube_api_burst,
+        leader_election=leader_election(args),
     )
+
+
+def leader_election(args: argparse.Namespace) -> LeaderElection | None:
+    """Raises LeaseTimingError on timings that would let two replicas write at once."""
+    if not args.leader_elect:
+        return None
+    timing = LeaseTiming(
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    # As client-go: the host (the pod's name) for people, a random part for uniqueness.
+    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    return LeaderElection(args.leader_election_namespace, identity, timing)
 
 
 def run_operator(args: argparse.Namespace) -> int:
@@ -223,10 +286,19 @@ def run_operator(args: argparse.Namespace) -> int:
               "with a limit: for example --kube-api-qps 200 --kube-api-burst 400",
               file=sys.stderr)  # fmt: skip
         return 2
+    if args.leader_elect and not args.leader_election_namespace:
+        print("--leader-election-namespace: not running in a pod, so give the namespace of "
+              "the shard's Lease, for example --leader-election-namespace modelops",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         config = operator_config(args)
     except ShardNameError as error:
         print(f"--shard: {error}", file=sys.stderr)
+        return 2
+    except LeaseTimingError as error:
+        print(f"--leader-elect-lease-duration, --leader-elect-renew-deadline, "
+              f"--leader-elect-retry-period: {error}", file=sys.stderr)  # fmt: skip
         return 2
     from modelops.handlers import registration
 
@@ -234,13 +306,12 @@ def run_operator(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
-    registration.run(
+    return registration.run(
         config,
         verbose=args.verbose,
         json_logs=args.log_format == "json",
         liveness=None if args.liveness in ("", "none") else args.liveness,
     )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

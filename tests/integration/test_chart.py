@@ -65,7 +65,23 @@ def test_the_default_install_is_cluster_wide_least_privilege_and_restricted(helm
     assert crd["spec"] == committed["spec"]  # the same CRD as crds/, braces and all
     [deployment] = found["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Two replicas on a Lease: an update surges a standby first, a drain keeps one.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}  # fmt: skip
+    [budget] = found["PodDisruptionBudget"]
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    [lease_role] = found["Role"]
+    assert lease_role["metadata"]["namespace"] == "modelops-system"
+    assert lease_role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                    "verbs": ["get", "create", "update"]}]  # fmt: skip
+    assert ("coordination.k8s.io", "leases") not in verbs  # not cluster-wide
+    assert "--leader-elect" in pod["containers"][0]["args"]
+    assert {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in pod["containers"][0]["env"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     [container] = pod["containers"]
@@ -108,7 +124,8 @@ def test_the_monitor_is_read_only_restricted_and_where_the_operator_logs_to(helm
 def test_watching_namespaces_grants_roles_there_only(helm: Path) -> None:
     found = kinds(render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml")))
     assert "ClusterRole" not in found and "ClusterRoleBinding" not in found
-    roles = {r["metadata"]["namespace"]: r for r in found["Role"]}
+    roles = {r["metadata"]["namespace"]: r for r in found["Role"]
+             if not r["metadata"]["name"].endswith("-leader-election")}  # fmt: skip
     assert sorted(roles) == ["modelops", "models", "staging-models"]
     # Outside the watched namespaces, only the operator-wide registry credentials, by name.
     assert roles["modelops"]["rules"] == [
@@ -132,6 +149,9 @@ def test_each_shard_runs_its_own_operator_and_no_two_select_the_same_pods(helm: 
         selected = [other for other, d in deployments.items()
                     if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]  # fmt: skip
         assert selected == [name]
+        [budget] = [b for b in found["PodDisruptionBudget"]
+                    if b["spec"]["selector"] == deployment["spec"]["selector"]]  # fmt: skip
+        assert budget["metadata"]["name"] == name
     # Every process gets the client-side rate limit's settings (off by default).
     for found_args in args.values():
         assert {"--kube-api-qps=0", "--kube-api-burst=400"} <= set(found_args)
@@ -155,13 +175,24 @@ def test_crds_can_be_left_out_and_metrics_scraped_by_a_service_monitor(helm: Pat
     ("shards[0]=GPU_1", "at '/shards/0'"),
     ("kubeApi.burst=0", "at '/kubeApi/burst': minimum: got 0"),
     ("kubeApi.qps=-5", "at '/kubeApi/qps': minimum: got -5"),
-    ("replicas=3", "'replicas' not allowed"),
+    ("replicas=0", "at '/replicas': minimum: got 0"),
+    ("leaderElection.enabled=false", None),  # one replica without a lease: fine
+    ("replicas=2,leaderElection.enabled=false", "at '/leaderElection/enabled': value must be true"),
+    ("leaderElection.renewDeadline=0", "at '/leaderElection/renewDeadline': minimum: got 0"),
+    ("podDisruptionBudget.minAvailable=1", "'minAvailable' not allowed"),
 ])  # fmt: skip
-def test_bad_values_fail_at_install_naming_the_field(helm: Path, setting: str, says: str) -> None:
+def test_bad_values_fail_at_install_naming_the_field(
+    helm: Path, setting: str, says: str | None
+) -> None:
+    if says is None:  # the same values with replicas 1 render
+        setting = f"replicas=1,{setting}"
     result = subprocess.run([str(helm), "template", "modelops", str(CHART), "--set", setting,
                              "--kube-version", KUBE_VERSION],
                             capture_output=True, text=True, check=False)  # fmt: skip
-    assert result.returncode != 0 and says in result.stderr, result.stderr
+    if says is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and says in result.stderr, result.stderr
 
 
 def test_every_rendered_object_is_accepted_by_the_api_server(

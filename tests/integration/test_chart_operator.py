@@ -90,21 +90,23 @@ def pod_phases(core: client.CoreV1Api, namespace: str) -> str:
 
 
 def operator_metric(core: client.CoreV1Api, release: str, name: str, **labels: str) -> float:
-    """Sum of the operator pod's samples of `name` whose labels include `labels` (the host
-    reaches pod addresses over the bridge)."""
-    [pod] = core.list_namespaced_pod(
-        release, label_selector="app.kubernetes.io/name=modelops"
-    ).items
-    url = f"http://{pod.status.pod_ip}:8081/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
+    """Sum over the operator's running pods (the leader and its standby) of the samples of
+    `name` whose labels include `labels` (the host reaches pod addresses over the bridge)."""
     wanted = {f'{key}="{value}"' for key, value in labels.items()}
     total = 0.0
-    for line in text.splitlines():
-        series, _, value = line.rpartition(" ")
-        metric, _, label_text = series.partition("{")
-        if metric == name and wanted <= set(label_text.rstrip("}").split(",")):
-            total += float(value)
+    for pod in core.list_namespaced_pod(
+        release, label_selector="app.kubernetes.io/name=modelops"
+    ).items:
+        if pod.status.phase != "Running" or not pod.status.pod_ip:
+            continue
+        url = f"http://{pod.status.pod_ip}:8081/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            metric, _, label_text = series.partition("{")
+            if metric == name and wanted <= set(label_text.rstrip("}").split(",")):
+                total += float(value)
     return total
 
 
@@ -148,8 +150,12 @@ def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
     tmp_path: Path,
 ) -> None:
     user = service_account_user(release)
-    [pod] = core.list_namespaced_pod(release).items
-    assert pod.spec.service_account_name == RELEASE and pod.status.phase == "Running"
+    # The chart's default: two replicas, one leading on the shard's Lease.
+    pods = core.list_namespaced_pod(release).items
+    assert len(pods) == 2
+    assert all(p.spec.service_account_name == RELEASE and p.status.phase == "Running" for p in pods)
+    wait_for(lambda: operator_metric(core, release, "modelops_leader") == 1, timeout=60,
+             what="one leader among the two replicas")  # fmt: skip
 
     name = "iris"
     registry = MlflowClient(mlflow_server.url)
@@ -195,7 +201,8 @@ def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
     # Server-side apply is a patch (that creates: RBAC asks `create` of it then).
     assert {("patch", "modeldeployments", "status"), ("patch", "inferenceservices", None),
             ("patch", "httproutes", None), ("create", "events", None),
-            ("watch", "modeldeployments", None), ("watch", "inferenceservices", None)} <= done, done  # fmt: skip
+            ("watch", "modeldeployments", None), ("watch", "inferenceservices", None),
+            ("get", "leases", None), ("update", "leases", None)} <= done, done  # fmt: skip
     # Refused by RBAC (a 403 for a namespace being deleted is the API server's, after RBAC
     # allowed the request: other tests' namespaces go away while this operator watches all).
     refused = [(e["verb"], e["requestURI"]) for e in entries
@@ -224,7 +231,7 @@ def upgrade_to_the_monitor_and_back(
     """`helm upgrade` turns the monitor on in a running release: its pod becomes ready under
     restricted security, the operator rolls to a pod that logs monitored deployments to it, and
     the monitor reads with only its read-only role. A second upgrade removes it again."""
-    operator_pod = operator_pod_name(core, release)
+    operator_pods = operator_pod_names(core, release)
     core.create_namespaced_secret(release, {"metadata": {"name": "feedback"},
                                             "stringData": {"token": uuid.uuid4().hex}})  # fmt: skip
     upgraded = helm(
@@ -237,8 +244,15 @@ def upgrade_to_the_monitor_and_back(
         release, label_selector="app.kubernetes.io/name=modelops-monitor"
     ).items
     assert all(s.ready for s in monitor.status.container_statuses), pod_phases(core, release)
-    wait_for(lambda: operator_pod_name(core, release) not in (None, operator_pod),
-             timeout=120, what="the operator to roll to a pod with the monitor's URL")  # fmt: skip
+
+    def rolled() -> bool:
+        running = operator_pod_names(core, release)
+        return len(running) == 2 and not running & operator_pods
+
+    wait_for(rolled, timeout=120, what="the operator to roll to pods with the monitor's URL")
+    # The old leader handed the lease on as it stopped: a new pod leads (and writes below).
+    wait_for(lambda: operator_metric(core, release, "modelops_leader") == 1, timeout=60,
+             what="one leader among the new replicas")  # fmt: skip
 
     # A deployment that turns drift monitoring on is logged to the release's monitor.
     custom.patch_namespaced_custom_object(
@@ -270,12 +284,11 @@ def upgrade_to_the_monitor_and_back(
     assert names == {RELEASE}
 
 
-def operator_pod_name(core: client.CoreV1Api, release: str) -> str | None:
-    """The operator's running pod (None while it is being replaced)."""
-    running = [p.metadata.name for p in core.list_namespaced_pod(
+def operator_pod_names(core: client.CoreV1Api, release: str) -> set[str]:
+    """The operator's running pods that are not being deleted."""
+    return {p.metadata.name for p in core.list_namespaced_pod(
         release, label_selector="app.kubernetes.io/name=modelops"
-    ).items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]  # fmt: skip
-    return running[0] if len(running) == 1 else None
+    ).items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None}  # fmt: skip
 
 
 def test_the_chart_pod_is_admitted_by_restricted_pod_security(

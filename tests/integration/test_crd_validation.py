@@ -68,6 +68,12 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ("retraining-without-job", mutate("spec.retraining", {"triggers": [{"onRollback": True}]}), ["spec.retraining.jobTemplate", "Required value"]),
     ("name-not-dns-1035", mutate("metadata.name", "7fraud"), ["metadata.name must be a DNS-1035 label"]),
     ("no-spec", mutate("spec", None), ["spec", "Required value"]),
+    ("rollback-window-not-a-duration", mutate("spec.monitoring", {"rollbackWindow": "an hour"}), ["spec.monitoring.rollbackWindow", "should match"]),
+    ("drift-psi-negative", mutate("spec.monitoring", {"drift": {"enabled": True, "maxPsi": -0.1}}), ["spec.monitoring.drift.maxPsi", "greater than or equal to 0"]),
+    ("logger-without-url", mutate("spec.monitoring", {"logger": {"captureStore": "s3://rows"}}), ["spec.monitoring.logger.url", "Required value"]),
+    ("logger-url-not-http", mutate("spec.monitoring", {"logger": {"url": "monitor:8080"}}), ["spec.monitoring.logger.url", "should match"]),
+    ("shard-label-not-a-label-value", mutate("metadata.labels", {"modelops.io/shard": "gpu pool"}), ["metadata.labels", "\"gpu pool\"", "a valid label must be"]),
+    ("shard-label-too-long", mutate("metadata.labels", {"modelops.io/shard": "s" * 64}), ["metadata.labels", "must be no more than 63"]),
 ]  # fmt: skip
 
 

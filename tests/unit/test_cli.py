@@ -87,3 +87,51 @@ def test_a_bad_rate_limit_stops_the_operator_naming_the_flags(
     monkeypatch.delenv("MODELOPS_KUBE_API_BURST", raising=False)
     assert main(argv) == 2
     assert "--kube-api-qps must be 0 (no limit) or more" in capsys.readouterr().err
+
+
+ELECTION_VARIABLES = (
+    "MODELOPS_LEADER_ELECT", "MODELOPS_LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE",
+    "MODELOPS_LEADER_ELECT_LEASE_DURATION", "MODELOPS_LEADER_ELECT_RENEW_DEADLINE",
+    "MODELOPS_LEADER_ELECT_RETRY_PERIOD",
+)  # fmt: skip
+
+
+def test_leader_election_is_off_by_default_and_on_from_flags_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ELECTION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert operator_config(build_parser().parse_args(["run"])).leader_election is None
+    monkeypatch.setenv("MODELOPS_LEADER_ELECT", "true")
+    monkeypatch.setenv("POD_NAMESPACE", "modelops")
+    monkeypatch.setenv("MODELOPS_LEADER_ELECT_LEASE_DURATION", "30")
+    election = operator_config(
+        build_parser().parse_args(["run", "--leader-elect-renew-deadline", "20"])
+    ).leader_election
+    assert election is not None
+    assert election.namespace == "modelops"
+    assert (election.timing.lease_duration, election.timing.renew_deadline) == (30, 20)
+    assert election.timing.retry_period == 2
+    other = operator_config(build_parser().parse_args(["run"])).leader_election
+    assert other is not None and other.identity != election.identity, "one identity per process"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--leader-elect-lease-duration", "10"], "--leader-elect-lease-duration"),
+        (["--leader-elect-retry-period", "10"], "renew deadline must be longer"),
+        (["--leader-election-namespace", ""], "--leader-election-namespace: not running in a pod"),
+    ],
+)
+def test_bad_leader_election_stops_the_operator_naming_the_flag(
+    argv: list[str],
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ELECTION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POD_NAMESPACE", "modelops")
+    assert main(["run", "--leader-elect", *argv]) == 2
+    assert named in capsys.readouterr().err

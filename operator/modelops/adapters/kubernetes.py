@@ -11,7 +11,7 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ RATE_LIMIT_WAIT = Histogram(
     buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
 )
 RETRIES_OF_429 = 10  # as client-go
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,17 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
+
+
+class NotLeadingError(ApiError):
+    """A write refused before it was sent: this replica does not hold its shard's lease."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "NotLeading", "this replica does not hold its shard's lease")
+
+
+def _always() -> bool:
+    return True
 
 
 def _ssl_context(connection: Connection) -> ssl.SSLContext | bool:
@@ -96,6 +108,7 @@ class KubernetesApi:
         user_agent: str = "modelops",
         qps: float = 0.0,
         burst: int = 1,
+        may_write: Callable[[], bool] = _always,
     ) -> None:
         # The user agent names the shard: the API server's audit log tells shards apart.
         headers = client_headers(
@@ -111,6 +124,9 @@ class KubernetesApi:
             connector=aiohttp.TCPConnector(ssl=_ssl_context(connection), limit=64),
         )
         self._bucket = TokenBucket(qps, burst)
+        # The leader's fence: asked before every write, so a replica that lost its lease
+        # (or never held it) sends none, even from a reconcile already under way.
+        self._may_write = may_write
 
     async def close(self) -> None:
         await self._session.close()
@@ -123,7 +139,10 @@ class KubernetesApi:
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        fenced: bool = True,
     ) -> dict[str, Any]:
+        """`fenced=False` only for the lease itself, which is how a replica becomes leader."""
+        fence = fenced and method not in READS
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else None
         for attempt in range(RETRIES_OF_429 + 1):
@@ -131,6 +150,8 @@ class KubernetesApi:
             if wait > 0:
                 RATE_LIMIT_WAIT.observe(wait)
                 await asyncio.sleep(wait)
+            if fence and not self._may_write():  # asked last, after any wait
+                raise NotLeadingError()
             async with self._session.request(
                 method, self._server + path, data=data, headers=headers, params=params
             ) as response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelops.core.leases import LeaseTiming
 from modelops.core.sharding import Shard
 
 GLOB_CHARACTERS = set("*?[!")
@@ -29,6 +30,16 @@ class RegistryDefaults:
 
 
 @dataclass(frozen=True)
+class LeaderElection:
+    """Replicas of one shard elect a leader on a Lease in the operator's own namespace."""
+
+    namespace: str
+    identity: str
+    """Unique per process (the pod's name and a random suffix)."""
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     registry: RegistryDefaults = field(default_factory=RegistryDefaults)
     prometheus_url: str | None = None
@@ -45,6 +56,8 @@ class OperatorConfig:
     """Average requests per second to the API server (0: no limit)."""
     kube_api_burst: int = DEFAULT_KUBE_API_BURST
     """Requests sent at once above that rate."""
+    leader_election: LeaderElection | None = None
+    """None: this process is its shard's only replica and leads from the start."""
 
     @property
     def scans_namespaces(self) -> bool:

@@ -4,7 +4,9 @@ took most of the CPU of a burst. The only modules that import kopf are this pack
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 import kopf
@@ -12,9 +14,19 @@ import kopf
 from modelops.adapters.kubernetes import KubernetesApi
 from modelops.controller.config import OperatorConfig
 from modelops.controller.events import EventRecorder
+from modelops.controller.leader import LeaderElector
 from modelops.controller.reconciler import Reconciler
 from modelops.controller.watches import Watches
+from modelops.core.leases import lease_name
 from modelops.handlers.connection import connection_from, login
+
+
+def user_agent(config: OperatorConfig) -> str:
+    """Names the shard, and the replica when there are several: the audit log tells apart
+    which process wrote what."""
+    agent = f"modelops shard={config.shard.display}"
+    election = config.leader_election
+    return f"{agent} replica={election.identity}" if election else agent
 
 
 class Runtime:
@@ -27,6 +39,11 @@ class Runtime:
         self.watches: Watches | None = None
         self.events: EventRecorder | None = None
         self.settings: kopf.OperatorSettings | None = None
+        self.elector: LeaderElector | None = None
+        self.stop = threading.Event()
+        """Set when this replica lost its lease: kopf stops, the process exits non-zero."""
+        self.lost_leadership = False
+        self._election: asyncio.Task[None] | None = None
 
     def current_api(self) -> KubernetesApi:
         assert self.api is not None, "the watches start after the first login"
@@ -38,19 +55,59 @@ class Runtime:
         config = self.config
         self.api = KubernetesApi(
             connection_from(info),
-            user_agent=f"modelops shard={config.shard.display}",
+            user_agent=user_agent(config),
             qps=config.kube_api_qps,
             burst=config.kube_api_burst,
+            may_write=self.may_write,
         )
         if self.reconciler is None:
             self.events = EventRecorder(self.current_api)
             self.reconciler = Reconciler(self.api, self.events.post, config=config)
             self.watches = Watches(self.current_api, self.reconciler, config, self.relogin)
-            self.watches.start()
+            self._lead_or_compete()
         else:
             self.reconciler.use_api(self.api)
         if previous is not None:
             await previous.close()
+
+    def may_write(self) -> bool:
+        return self.elector is None or self.elector.is_leading()
+
+    def _lead_or_compete(self) -> None:
+        """Watch (and so write) at once as the only replica, or once elected."""
+        assert self.watches is not None
+        election = self.config.leader_election
+        if election is None:
+            self.watches.start()
+            return
+        self.elector = LeaderElector(
+            self.current_api,
+            election.namespace,
+            lease_name(self.config.shard.name),
+            election.identity,
+            election.timing,
+            started=self.watches.start,
+            stopped=self._lost,
+        )
+        self._election = asyncio.get_running_loop().create_task(self.elector.run())
+
+    def _lost(self) -> None:
+        self.lost_leadership = True
+        self.stop.set()
+
+    async def close(self) -> None:
+        """Stop watching, send the Events still queued, hand the lease on, log out."""
+        if self.watches is not None:
+            await self.watches.stop()
+        if self.events is not None:
+            await self.events.flush()
+        if self._election is not None:
+            self._election.cancel()
+            await asyncio.gather(self._election, return_exceptions=True)
+        if self.elector is not None:
+            await self.elector.release()
+        if self.api is not None:
+            await self.api.close()
 
     async def relogin(self) -> None:
         """The API server answered 401: credentials expired (a rotated ServiceAccount token)."""
@@ -59,20 +116,24 @@ class Runtime:
             await self.use(info)
 
 
-def run(config: OperatorConfig, *, verbose: bool, json_logs: bool, liveness: str | None) -> None:
-    """Start the operator: kopf for its life cycle, the configuration in its memo."""
+def run(config: OperatorConfig, *, verbose: bool, json_logs: bool, liveness: str | None) -> int:
+    """Start the operator: kopf for its life cycle, the configuration in its memo. Returns the
+    exit code: 1 when this replica lost its lease (its pod restarts as a standby)."""
     kopf.configure(
         verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
     )
     if not verbose:
         # kopf logs every handled watch event; with many deployments that drowns our own lines.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    runtime = Runtime(config)
     kopf.run(
         clusterwide=True,  # kopf itself watches nothing
         liveness_endpoint=liveness,
         standalone=True,
-        memo=kopf.Memo(runtime=Runtime(config)),
+        memo=kopf.Memo(runtime=runtime),
+        stop_flag=runtime.stop,
     )
+    return 1 if runtime.lost_leadership else 0
 
 
 @kopf.on.startup()
@@ -99,12 +160,7 @@ async def authenticate(
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    if runtime.watches is not None:
-        await runtime.watches.stop()
-    if runtime.events is not None:
-        await runtime.events.flush()
-    if runtime.api is not None:
-        await runtime.api.close()
+    await runtime.close()
 
 
 logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
