@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ class ControlPlane:
     pids: dict[str, int] = field(default_factory=dict)
     # Off for benchmarks that compare the operator with a floor the audit log does not record.
     audited: bool = True
+    # Each process's command line, to start it again the same way (fault tests).
+    commands: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -149,6 +152,32 @@ class ControlPlane:
                 _wait_exit(pid, 5)
         self.pids.clear()
         self.save()
+
+    # ---- faults (tests/integration/test_faults.py) ----------------------------------------
+
+    def restart_apiserver(self) -> float:
+        """Stop kube-apiserver (SIGTERM: every watch stream breaks) and start it again with the
+        same flags and port; returns the seconds it was not ready."""
+        pid = self.pids["kube-apiserver"]
+        started = time.monotonic()
+        os.killpg(pid, signal.SIGTERM)
+        if not _wait_exit(pid, 30):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait_exit(pid, 5)
+        self._spawn("kube-apiserver", self.commands["kube-apiserver"])
+        self._wait_ready()
+        return time.monotonic() - started
+
+    @contextlib.contextmanager
+    def etcd_paused(self) -> Iterator[None]:
+        """SIGSTOP etcd for the block (the API server's storage hangs), SIGCONT after."""
+        pid = self.pids["etcd"]
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(pid, signal.SIGCONT)
 
     def save(self) -> None:
         state = {"server": self.server, "pids": self.pids}
@@ -259,6 +288,7 @@ class ControlPlane:
             cwd=self.directory,
         )
         self.pids[name] = process.pid
+        self.commands[name] = args
         self.save()
 
     def _wait_ready(self) -> None:

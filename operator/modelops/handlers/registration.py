@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Any
 
 import kopf
@@ -40,8 +39,10 @@ class Runtime:
         self.events: EventRecorder | None = None
         self.settings: kopf.OperatorSettings | None = None
         self.elector: LeaderElector | None = None
-        self.stop = threading.Event()
-        """Set when this replica lost its lease: kopf stops, the process exits non-zero."""
+        self.stop = asyncio.Event()
+        """Set when this replica lost its lease: kopf stops, the process exits non-zero. An
+        asyncio event, not a threading one: kopf waits on a threading.Event in an executor
+        thread that nothing wakes on SIGTERM, and the interpreter hangs joining it at exit."""
         self.lost_leadership = False
         self._election: asyncio.Task[None] | None = None
 
