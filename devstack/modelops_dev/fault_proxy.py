@@ -24,6 +24,8 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.counts: Counter[str] = Counter()
+        self.authorizations: Counter[str] = Counter()
+        """Authorization headers received (a test proves credentials were sent)."""
         self.delay = 0.0  # seconds added before each answer
         self.failing: int | None = None  # answer every request with this status instead
         self._lock = threading.Lock()
@@ -91,6 +93,8 @@ class FaultProxy:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             self.counts[request.path] += 1
+            if "Authorization" in request.headers:
+                self.authorizations[request.headers["Authorization"]] += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.failing is not None:

@@ -28,7 +28,7 @@ class FakeApi:
         self.objects: dict[str, dict[str, Any]] = {}
         self.writes: list[Write] = []
         self.refusals: dict[str, list[ApiError]] = {}
-        """Errors the next writes of a kind (APPLY, PATCH, POST) raise, first one first."""
+        """Errors the next writes of a kind (APPLY, DRYRUN, PATCH, POST) raise, first one first."""
         self._version = 100
 
     def _refuse(self, kind: str) -> None:
@@ -42,7 +42,13 @@ class FakeApi:
         self.objects[path] = body
         return copy.deepcopy(body)
 
-    async def apply(self, path: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    async def apply(
+        self, path: str, manifest: Mapping[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        if dry_run:  # admission only: refused as scripted, else nothing stored
+            self.writes.append(Write("DRYRUN", path, copy.deepcopy(dict(manifest))))
+            self._refuse("DRYRUN")
+            return copy.deepcopy(dict(manifest))
         self.writes.append(Write("APPLY", path, copy.deepcopy(dict(manifest))))
         self._refuse("APPLY")
         body = copy.deepcopy(dict(manifest))

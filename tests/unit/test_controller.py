@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from modelops.adapters.kubernetes import ApiError
 from tests.unit.controller_harness import ISVC, MD, Harness, served
 from tests.unit.rollout_driver import START
@@ -77,9 +79,18 @@ async def test_a_refused_inference_service_is_said_once_and_not_asked_again() ->
     assert ("APPLY", ISVC) not in harness.writes()
 
 
-async def test_a_failed_write_is_retried_by_its_timer() -> None:
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ApiError(500, "InternalError", "etcd leader changed"),
+        # Status writes carry no resourceVersion, so the API server has no reason for a 409;
+        # were one to come (a webhook, a proxy), the decision is made again and written.
+        ApiError(409, "Conflict", "the object has been modified"),
+    ],
+)
+async def test_a_failed_write_is_retried_by_its_timer(refusal: ApiError) -> None:
     harness = Harness()
-    harness.api.refusals["PATCH"] = [ApiError(500, "InternalError", "etcd leader changed")]
+    harness.api.refusals["PATCH"] = [refusal]
     harness.create()
     await harness.reconcile()
     assert harness.writes() == [("PATCH", MD + "/status")]  # refused: nothing after it

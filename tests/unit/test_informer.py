@@ -359,17 +359,19 @@ async def test_a_namespaces_deployments_are_listed_after_its_services_and_jobs()
             await watches.stop()
         lists = lists_sent(fake)
         kinds = [r["path"].rsplit("/", 1)[1] for r in lists]
-        assert kinds[2] == "modeldeployments", kinds
-        assert set(kinds[:2]) == {"inferenceservices", "jobs"}
+        assert len(kinds) == 4, kinds
+        assert kinds.index("modeldeployments") > max(
+            kinds.index("inferenceservices"), kinds.index("jobs")
+        ), kinds
+        assert "httproutes" in kinds  # watched for deletions; nothing waits for them
         assert all(r["path"].startswith(("/apis/serving.kserve.io/v1beta1/namespaces/ns/",
                                           "/apis/batch/v1/namespaces/ns/",
+                                          "/apis/gateway.networking.k8s.io/v1/namespaces/ns/",
                                           "/apis/modelops.io/v1alpha1/namespaces/ns/"))
                    for r in lists)  # fmt: skip
         selectors = {r["path"].rsplit("/", 1)[1]: r["labelSelector"] for r in lists}
         assert selectors["modeldeployments"] == "modelops.io/shard=s1"
-        assert (
-            selectors["inferenceservices"]
-            == "app.kubernetes.io/managed-by=modelops,modelops.io/shard=s1"
-        )
+        for owned in ("inferenceservices", "jobs", "httproutes"):
+            assert selectors[owned] == "app.kubernetes.io/managed-by=modelops,modelops.io/shard=s1"
         # The fake answers every list with the same object: the deployment's service is found.
         assert reconciler.services_seen[0]["metadata"]["name"] == "m"

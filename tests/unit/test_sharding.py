@@ -15,6 +15,7 @@ from modelops.cli import build_parser, main, operator_config
 from modelops.controller.retraining import RetrainingLoop
 from modelops.core.ownership import deployment_labels
 from modelops.core.retraining.job import retraining_job
+from modelops.core.rollout.traffic import desired_http_route
 from modelops.core.served import ServedModel
 from modelops.core.sharding import SHARD_LABEL, Shard, ShardNameError, handover_labels
 from tests.unit.controller_harness import ISVC, KEY, MD, Harness, served
@@ -86,6 +87,13 @@ def test_every_owned_object_carries_its_deployments_shard_label() -> None:
     run = RetrainingRun(trigger_id="t1", job="j", reason="test", started_at=START)
     job = retraining_job(retrained, run)
     assert job["metadata"]["labels"][SHARD_LABEL] == "a"
+    route = {"spec__serving__httpRoute": {"hostnames": ["fraud.example.com"]}}
+    routed = desired_http_route(
+        deployment(metadata__labels={SHARD_LABEL: "a"}, **route), "p", None, 0
+    )
+    assert routed is not None and routed["metadata"]["labels"][SHARD_LABEL] == "a"
+    plain = desired_http_route(deployment(**route), "p", None, 0)
+    assert plain is not None and SHARD_LABEL not in plain["metadata"]["labels"]
 
 
 def test_the_handover_patch_sets_or_removes_the_label() -> None:

@@ -49,7 +49,7 @@ modelops.io/operator-shard: {{ .shard }}
   verbs: [get, list, watch, create, patch]   # server-side apply; deletion is the GC's
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, create, patch]                # spec.serving.httpRoute
+  verbs: [get, list, watch, create, patch]   # spec.serving.httpRoute (watched: restored when deleted)
 - apiGroups: [""]
   resources: [services]
   verbs: [get, create, patch]                # a logged canary's Service on KServe's agent

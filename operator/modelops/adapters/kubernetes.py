@@ -210,15 +210,17 @@ class KubernetesApi:
                 return None
             raise
 
-    async def apply(self, path: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    async def apply(
+        self, path: str, manifest: Mapping[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply as the "modelops" field manager, taking over conflicting fields
-        (a hand edit of a field we own is undone, as a controller should)."""
+        (a hand edit of a field we own is undone, as a controller should). A dry run passes
+        admission (webhooks included) and stores nothing."""
+        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        if dry_run:
+            params["dryRun"] = "All"
         return await self.request(
-            "PATCH",
-            path,
-            body=manifest,
-            content_type="application/apply-patch+yaml",
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            "PATCH", path, body=manifest, content_type="application/apply-patch+yaml", params=params
         )
 
     async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ logger = logging.getLogger("modelops.informer")
 
 PAGE_SIZE = 500
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+ABSENT_RETRY = 300.0
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -50,8 +51,11 @@ class Informer:
         keep: Callable[[Body], Any] | None = None,
         page_size: int = PAGE_SIZE,
         relogin: Callable[[], Awaitable[None]] | None = None,
+        optional: bool = False,
     ) -> None:
         self._relogin = relogin
+        self._optional = optional
+        """A kind whose CRD may not be installed: a 404 is said once and looked at rarely."""
         self._api = api
         self._path = path
         self._on_change = on_change
@@ -89,6 +93,13 @@ class Informer:
                     continue
                 if error.status == 401 and self._relogin is not None:
                     await self._relogin()
+                if error.status == 404 and self._optional:
+                    if failures == 0:
+                        logger.info("%s is not served (CRD not installed); not watched, "
+                                    "looked for every %.0fs", self._path, ABSENT_RETRY)  # fmt: skip
+                    failures += 1
+                    await asyncio.sleep(ABSENT_RETRY)
+                    continue
                 failures = await self._pause(failures, error)
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
                 failures = await self._pause(failures, error)

@@ -47,11 +47,16 @@ from modelops.controller.timers import Timers
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.inference_logging import with_default_logger
 from modelops.core.patches import HANDOVER_MANAGER, content_hash, merge_patch, slim_managed_fields
-from modelops.core.reconcile import decide, refused_decision
+from modelops.core.reconcile import decide, kserve_answered, kserve_held, refused_decision
 from modelops.core.registry_writes import after_registry_writes
 from modelops.core.retraining.loop import candidate_view
 from modelops.core.retraining.triggers import next_retraining_look
-from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
+from modelops.core.rollout.observe import (
+    WorkloadFacts,
+    diagnosis_selector,
+    endpoint_check,
+    matches,
+)
 from modelops.core.rollout.rounds import analysis_round
 from modelops.core.rollout.wake import next_rollout_look
 from modelops.core.sharding import handover_labels
@@ -162,6 +167,23 @@ class Reconciler:
         if written is not None and written["metadata"].get("uid") == body["metadata"].get("uid"):
             del self._written_services[key]
 
+    def observe_route(self, key: Key, body: Mapping[str, Any], deleted: bool) -> bool:
+        """Whether the route the watch reports is no longer the one last applied (deleted, or
+        edited by someone): then it is forgotten, and the next reconcile applies it again."""
+        applied = self._routes.get(key)
+        if applied is None or not (deleted or not matches(dict(applied), dict(body))):
+            return False
+        del self._routes[key]
+        what = "deleted" if deleted else "changed"
+        message = (f"HTTPRoute {body['metadata']['name']} was {what} outside modelops; applied "
+                   "it again (edit the ModelDeployment instead)")  # fmt: skip
+        logger.warning("%s/%s: %s", *key, message)
+        deployment = self._deployments.get(key)
+        if deployment is not None:
+            reason = "Recreated" if deleted else "Restored"
+            self._post_event(deployment, EventIntent("Warning", reason, message))
+        return True
+
     def knows(self, key: Key) -> bool:
         return key in self._deployments
 
@@ -230,6 +252,15 @@ class Reconciler:
         if wanted is not None and refused is not None and refused[0] == content_hash(wanted):
             # Asked for again unchanged: the webhook would refuse it again.
             decision = refused_decision(deployment, decision, refused[1], now)
+        if decision.kserve_check is not None:
+            silence = await self._kserve_silence(key, decision.kserve_check)
+            if silence is not None:
+                held = kserve_held(deployment, f"{silence.status} {silence.message}", now)
+                await self._write_status(key, body, held)
+                for event in held.events:
+                    self._post_event(body, event)
+                raise silence  # decided again after the retry's backoff
+            decision = kserve_answered(deployment, decision, now)
         outcome = "unchanged"
         if await self._write_status(key, body, decision):
             outcome = "changed"
@@ -299,6 +330,16 @@ class Reconciler:
             logger.info("Took over InferenceService %s/%s from another shard", *key)
         self._written_services[key] = slim(found, keep_managed_fields=True)
         return self._written_services[key]
+
+    async def _kserve_silence(self, key: Key, service: Mapping[str, Any]) -> ApiError | None:
+        """The API server's 5xx when KServe's webhooks do not answer a dry run of the
+        InferenceService (KServe is down: its controller serves them); None when they do, or
+        when they refuse it (the apply that follows reports a refusal)."""
+        try:
+            await self._api.apply(_service_path(key), service, dry_run=True)
+        except ApiError as error:
+            return error if error.status >= 500 else None
+        return None
 
     def _route_refused(self, key: Key, decision: Decision) -> bool:
         """The route goes with an InferenceService the API server refused: it would point at

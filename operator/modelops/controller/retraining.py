@@ -33,7 +33,8 @@ class RetrainingLoop:
     ) -> None:
         self._api, self._resolver, self._analysis = api, resolver, analysis
         self.jobs: JobLookup = lambda _: None
-        self._created: set[Key] = set()
+        # Jobs this process created or saw: one of them missing was deleted by someone.
+        self._existed: set[Key] = set()
         self._refused: set[Key] = set()
         # When each deployment's metric and drift triggers were last measured: in memory, so
         # a measurement that changes nothing writes nothing (a restart measures at once).
@@ -63,6 +64,8 @@ class RetrainingLoop:
                 if job_key in self._refused
                 else job_state(await self._job(deployment, job_key))
             )
+            if job == "Missing" and job_key in self._existed:
+                job = "Deleted"  # it existed in this process's life: someone deleted it
             if job == "Succeeded":
                 alias = spec.candidate.alias if spec.candidate else None
                 found = await self._resolver.find_candidate(
@@ -95,6 +98,7 @@ class RetrainingLoop:
         delivered it: it still carries the shard label of the shard this deployment left."""
         found = self.jobs(key)
         if found is not None:
+            self._existed.add(key)  # seen: were it missing later, it was deleted
             return found
         path = f"/apis/batch/v1/namespaces/{key[0]}/jobs/{key[1]}"
         try:
@@ -104,6 +108,7 @@ class RetrainingLoop:
                 return None
             raise
         relabel = handover_labels(read, deployment.metadata.labels)
+        self._existed.add(key)
         if relabel is None:
             return read
         logger.info("Took over retraining Job %s/%s from another shard", *key)
@@ -117,13 +122,13 @@ class RetrainingLoop:
         """Create the retraining Job unless it exists (its name is the firing's, so a second
         create for the same firing is refused by the API server with 409)."""
         job_key = (key[0], job["metadata"]["name"])
-        if self.jobs(job_key) is not None or job_key in self._created:
+        if self.jobs(job_key) is not None or job_key in self._existed:
             return
         try:
             await self._api.request("POST", f"/apis/batch/v1/namespaces/{key[0]}/jobs", body=job)
         except ApiError as error:
             if error.status == 409:
-                self._created.add(job_key)
+                self._existed.add(job_key)
                 return
             if error.status not in (400, 422):
                 raise  # 403 (RBAC, an exhausted quota) and 5xx: the reconcile is retried
@@ -131,5 +136,5 @@ class RetrainingLoop:
             self._refused.add(job_key)
             return
         API_WRITES.labels("jobs").inc()
-        self._created.add(job_key)
+        self._existed.add(job_key)
         logger.info("Created retraining Job %s/%s", *job_key)

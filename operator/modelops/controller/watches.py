@@ -1,5 +1,5 @@
-"""The operator's watches: this shard's ModelDeployments and the InferenceServices and Jobs made
-for them, per watched namespace (or cluster-wide), each change queued for its deployment's
+"""The operator's watches: this shard's ModelDeployments and the InferenceServices, Jobs and
+HTTPRoutes made for them, per watched namespace (or cluster-wide), each change queued for its deployment's
 reconcile.
 
 The InferenceServices and Jobs of a namespace are listed before its deployments, so a
@@ -29,8 +29,11 @@ from modelops.controller.config import OperatorConfig
 from modelops.controller.informer import Body, Informer, Key, KeyedQueue
 from modelops.controller.reconciler import Reconciler, slim
 from modelops.core.ownership import MANAGED_BY
+from modelops.core.rollout.traffic import HTTP_ROUTE_API_VERSION
 
 logger = logging.getLogger("modelops.watches")
+
+GATEWAY_GROUP, GATEWAY_VERSION = HTTP_ROUTE_API_VERSION.split("/")
 
 # How long a namespace's deployments wait for its InferenceServices and Jobs to be listed
 # before they start anyway (KServe missing, or RBAC refusing, must not stop everything).
@@ -63,7 +66,7 @@ def namespace_matches(name: str, patterns: tuple[str, ...]) -> bool:
 
 
 class _Scope:
-    """The three informers of one namespace (or of the cluster) and their tasks."""
+    """The four informers of one namespace (or of the cluster) and their tasks."""
 
     def __init__(self, watches: Watches, namespace: str | None) -> None:
         config, api = watches.config, watches.api
@@ -76,6 +79,11 @@ class _Scope:
             api, collection_path("batch", "v1", "jobs", namespace),
             watches.job_changed, selector=owned, keep=_keep_job, relogin=watches.relogin,
         )  # fmt: skip
+        # Routes are only watched for their deletion or edits by others: restored at once.
+        self.routes = Informer(
+            api, collection_path(GATEWAY_GROUP, GATEWAY_VERSION, "httproutes", namespace),
+            watches.route_changed, selector=owned, relogin=watches.relogin, optional=True,
+        )  # fmt: skip
         self.deployments = Informer(
             api, collection_path(GROUP, VERSION, PLURAL, namespace),
             watches.deployment_changed, selector=config.shard.selector, relogin=watches.relogin,
@@ -84,7 +92,9 @@ class _Scope:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.services.run()), loop.create_task(self.jobs.run())]
+        self._tasks = [
+            loop.create_task(informer.run()) for informer in (self.services, self.jobs, self.routes)
+        ]
         self._tasks.append(loop.create_task(self._deployments_after_the_rest()))
 
     async def _deployments_after_the_rest(self) -> None:
@@ -176,6 +186,12 @@ class Watches:
     def job_changed(self, kind: str, body: Body) -> None:
         """A retraining Job started, completed or failed: its deployment takes a look."""
         self._owner_changed(body)
+
+    def route_changed(self, kind: str, body: Body) -> None:
+        """An HTTPRoute deleted or edited by someone: its deployment applies it again."""
+        owner = owning_deployment(body)
+        if owner is not None and self._reconciler.observe_route(owner, body, kind == "DELETED"):
+            self._owner_changed(body)
 
     def _owner_changed(self, body: Body) -> None:
         owner = owning_deployment(body)

@@ -17,6 +17,7 @@ RETRAINING = "Retraining"
 SPEC_SUPPORTED = "SpecSupported"
 MONITORING = "Monitoring"
 REGISTRY_REACHABLE = "RegistryReachable"
+KSERVE_ANSWERING = "KServeAnswering"
 
 
 class ConditionUpdate(NamedTuple):

@@ -49,5 +49,10 @@ class Decision:
     job: dict[str, Any] | None = None
     """The retraining Job that must exist (created when missing)."""
 
+    kserve_check: dict[str, Any] | None = None
+    """The InferenceService to dry-run before this decision is written: it promotes, or rolls
+    back or fails on readiness, and KServe must be answering for that (its webhooks refuse
+    the dry run while it is down; then core's held decision is written instead)."""
+
     retraining_results: tuple[str, ...] = ()
     """Retraining outcomes to count: started, succeeded, failed, no_candidate."""

@@ -10,6 +10,7 @@ so running `decide` twice on the same inputs asks for the same objects and no ne
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from modelops.api.status import (
     Measurement,
 )
 from modelops.core.conditions import (
+    KSERVE_ANSWERING,
     MONITORING,
     READY,
     REGISTRY_REACHABLE,
@@ -271,3 +273,45 @@ def held_decision(
         }
     )
     return Decision(inference_service=None, status=status, events=events)
+
+
+def kserve_held(deployment: ModelDeployment, silence: str, now: datetime) -> Decision:
+    """KServe did not answer the dry run of a transition that needs it (`silence` says what the
+    API server reported): nothing is recorded (no promotion, no rollback or failure on
+    readiness KServe cannot report), the condition and a Warning say why, and it is decided
+    again when KServe answers."""
+    previous = deployment.status
+    message = (
+        f"KServe did not answer ({silence}); the rollout holds: nothing is promoted or rolled "
+        "back on readiness until it does"
+    )[:1000]
+    before = condition(previous.conditions, KSERVE_ANSWERING)
+    events: tuple[EventIntent, ...] = ()
+    if before is None or before.status != "False":
+        events = (EventIntent("Warning", "KServeNotAnswering", message),)
+    update = ConditionUpdate(KSERVE_ANSWERING, "False", "WebhookNotAnswering", message)
+    status = previous.model_copy(
+        update={
+            "conditions": with_condition(
+                previous.conditions, update, now=now, generation=deployment.metadata.generation
+            )
+        }
+    )
+    return Decision(inference_service=None, status=status, events=events)
+
+
+def kserve_answered(deployment: ModelDeployment, decision: Decision, now: datetime) -> Decision:
+    """KServe answered again: the held transition goes ahead and the condition says so."""
+    before = condition(deployment.status.conditions, KSERVE_ANSWERING)
+    if before is None or before.status == "True":
+        return decision
+    update = ConditionUpdate(KSERVE_ANSWERING, "True", "WebhookAnswered", "KServe answers")
+    conditions = with_condition(
+        decision.status.conditions, update, now=now, generation=deployment.metadata.generation
+    )
+    event = EventIntent("Normal", "KServeAnswering", "KServe answers again; the rollout goes on")
+    return replace(
+        decision,
+        status=decision.status.model_copy(update={"conditions": conditions}),
+        events=(*decision.events, event),
+    )

@@ -18,7 +18,10 @@ from modelops.core.sharding import shard_labels
 TRIGGER_LABEL = "modelops.io/trigger"
 DEFAULT_TTL_SECONDS = 86400
 
-JobState = Literal["Missing", "Running", "Succeeded", "Failed"]
+JobState = Literal["Missing", "Deleted", "Running", "Succeeded", "Failed"]
+"""Missing: not created yet (or a restart came between the firing and the create: created
+now). Deleted: this operator saw the Job and it is gone before it finished (a person deleted
+it, or cancelled it so): recorded as failed, not created again."""
 
 
 def job_name(deployment: ModelDeployment, trigger_id: str) -> str:

@@ -274,19 +274,24 @@ def _job_ended(
         events.append(("Normal", "RetrainingSucceeded",
                        f"Job {run.job} registered version {candidate}; it is rolled out as the next canary"))  # fmt: skip
         results.append("succeeded")
-    elif job in ("Failed", "Succeeded"):
-        failed = job == "Failed"
+    elif job in ("Failed", "Succeeded", "Deleted"):
+        failed = job != "Succeeded"
         result: Literal["Failed", "NoCandidate"] = "Failed" if failed else "NoCandidate"
         run = run.model_copy(update={"result": result, "finished_at": now})
         status = status.model_copy(
             update={"phase": "Failed", "consecutive_failures": status.consecutive_failures + 1}
         )
         next_at = (now + backoff(status.consecutive_failures)).isoformat()
-        what = (f"Job {run.job} failed" if failed
-                else f"Job {run.job} succeeded without registering a version for this trigger")  # fmt: skip
+        what, reason, counted = {
+            "Failed": (f"Job {run.job} failed", "RetrainingFailed", "failed"),
+            "Deleted": (f"Job {run.job} was deleted before it finished (not by modelops); "
+                        "recorded as failed, not created again", "RetrainingJobDeleted", "deleted"),
+            "Succeeded": (f"Job {run.job} succeeded without registering a version for this trigger",
+                          "NoCandidate", "no_candidate"),
+        }[job]  # fmt: skip
         message = f"{what}; next firing not before {next_at} (backoff) and the cooldown"
-        events.append(("Warning", "RetrainingFailed" if failed else "NoCandidate", message))
-        results.append("failed" if failed else "no_candidate")
+        events.append(("Warning", reason, message))
+        results.append(counted)
     else:
         return status
     history = [*status.history, run][-HISTORY:]

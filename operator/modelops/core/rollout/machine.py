@@ -174,6 +174,7 @@ def _first_deployment(
         )
         if not deploying.deadline_exceeded:
             state.events.append(EventIntent("Warning", DEADLINE_EXCEEDED, message))
+            state.waits_for_kserve = True
         state.deploying = deploying.model_copy(update={"deadline_exceeded": True})
         return state.outcome("Failed", message, problem=DEADLINE_EXCEEDED)
     state.deploying = None
@@ -228,6 +229,7 @@ def _canary_step(
     gate = gate_canary(canary, observation, progress_deadline(spec.rollout), state.now)
     state.canary = canary = gate.canary
     if gate.kind == "Exceeded":
+        state.waits_for_kserve = True  # "not ready" is only true while KServe reports
         return roll_back_canary(deployment, state, gate.message)
     if gate.kind != "Serving":
         return state.outcome(

@@ -30,6 +30,7 @@ def promote(deployment: ModelDeployment, state: RolloutState, reason: str) -> Ou
             state.retire(stable, stable_replicas(deployment, canary))
     state.previous, state.stable, state.canary, state.analysis = stable, promoted, None, None
     state.record(promoted, "Promoted", reason)
+    state.waits_for_kserve = True  # KServe moves the stable predictor
     state.events.append(EventIntent("Normal", "Promoted", f"{label(promoted)} promoted: {reason}"))
     state.counts.append("promoted")
     return state.outcome("Healthy", f"{label(promoted)} serves 100% of traffic")

@@ -135,6 +135,9 @@ class RolloutState:
     events: list[EventIntent] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
     """Counters to move: promoted, rolled_back, aborted."""
+    waits_for_kserve: bool = False
+    """The transition stands on what KServe reports or needs KServe to act on it (a promotion,
+    a rollback or failure at the progress deadline): written only while KServe answers."""
 
     def predictor_names(self) -> set[str | None]:
         """Predictor names in use: a new one must differ from each (KServe refuses duplicates)."""

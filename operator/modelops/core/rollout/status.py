@@ -76,7 +76,12 @@ def rollout_decision(
         canary_service = desired_logged_service(deployment, status.canary.name)
     events = [
         *object_events(
-            service, before, observed, to_apply, transitioned=bool(outcome.state.events)
+            service,
+            before,
+            observed,
+            to_apply,
+            transitioned=bool(outcome.state.events),
+            served=previous.stable is not None,
         ),
         *outcome.state.events,
         *warnings,
@@ -94,6 +99,7 @@ def rollout_decision(
         registry_writes=registry_writes(deployment, status),
         counts=tuple(outcome.state.counts),
         job=job,
+        kserve_check=service if outcome.state.waits_for_kserve else None,
         retraining_results=tuple(retraining_results),
     )
 
@@ -217,10 +223,21 @@ def object_events(
     to_apply: Mapping[str, Any] | None,
     *,
     transitioned: bool,
+    served: bool,
 ) -> list[EventIntent]:
-    """What to say about the InferenceService itself: created, restored after a hand edit, or
-    updated for a spec change (a transition says why in its own event)."""
+    """What to say about the InferenceService itself: created, created again after someone
+    deleted it (`served`: the status says a version was served), restored after a hand edit,
+    or updated for a spec change (a transition says why in its own event)."""
     name = service["metadata"]["name"]
+    if observed is None and served:
+        return [
+            EventIntent(
+                "Warning",
+                "Recreated",
+                f"InferenceService {name} was deleted outside modelops; created it again from "
+                "the status (delete the ModelDeployment to stop serving)",
+            )
+        ]
     if observed is None:
         return [EventIntent("Normal", "Created", f"Created InferenceService {name}")]
     if to_apply is None:

@@ -15,6 +15,7 @@ from typing import Any
 from modelops.api.resource import ModelDeployment
 from modelops.core.inference_logging import logged_canary_service_name, routes_through_agent
 from modelops.core.ownership import owner_reference
+from modelops.core.sharding import shard_labels
 
 HONOURED_WITHIN = 5  # percentage points
 HTTP_ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
@@ -128,6 +129,8 @@ def desired_http_route(
             "labels": {
                 "app.kubernetes.io/managed-by": "modelops",
                 "modelops.io/deployment": deployment.metadata.name,
+                # The shard's watch of routes selects on it, as for InferenceServices.
+                **shard_labels(deployment.metadata.labels),
             },
             "ownerReferences": [owner_reference(deployment)],
         },
