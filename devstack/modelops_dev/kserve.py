@@ -13,11 +13,13 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +198,18 @@ class KServeController:
         if self.sandbox is not None:
             self.network.remove(self.sandbox.name)
             self.sandbox = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """KServe's manager (its controller and its webhooks: one process, as in its pod)
+        frozen for the block: nothing reconciles InferenceServices and the API server's calls to
+        its webhooks time out, as when its pod is gone with the webhooks still registered."""
+        process = self.processes["kserve-manager"]
+        process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGCONT)
 
     # ---- internals -----------------------------------------------------------------------
 

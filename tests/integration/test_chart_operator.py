@@ -1,7 +1,7 @@
 """The operator installed by `helm install` and run for real: the chart's Deployment makes
 the pod, the process kubelet runs it with its ServiceAccount token projected and the API
 server at KUBERNETES_SERVICE_HOST, and a canary is rolled out and promoted with exactly the
-chart's RBAC. The audit log proves no request was refused; a request outside it is denied.
+chart's RBAC, the operator upgraded (both replicas rolled) in the middle of it. The audit log proves no request was refused; a request outside it is denied.
 The chart's pod template is also admitted by the real PodSecurity admission ("restricted")."""
 
 from __future__ import annotations
@@ -162,12 +162,25 @@ def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
     first = train(mlflow_server, name, "slow-20", tmp_path)
     registry.set_registered_model_alias(name, "champion", first["version"])
     # No analysis.prometheus: the chart's operator-wide prometheus.url is what it queries.
-    create(custom, namespace, name, mlflow_server.url, None, [ERRORS])
+    steps = [{"traffic": 30, "duration": "45s"}, {"traffic": 60, "duration": "15s"}]
+    create(custom, namespace, name, mlflow_server.url, None, [ERRORS],
+           changes={"spec__rollout__steps": steps})  # fmt: skip
     serving(custom, namespace, name, first["version"])
 
-    with Traffic(serving_cluster, f"{name}.{namespace}.test", name):
+    with Traffic(serving_cluster, f"{name}.{namespace}.test", name) as traffic:
         second = train(mlflow_server, name, "slow-20", tmp_path)
         registry.set_registered_model_alias(name, "champion", second["version"])
+        # The operator upgraded mid-rollout: a new pod template (as a new image gives) rolls
+        # both replicas one by one; the leader hands its lease on as it stops.
+        wait_for(lambda: (status(custom, namespace, name).get("canary") or {}).get("stepStartedAt"),
+                 timeout=240, interval=0.5, what="the canary's first step")  # fmt: skip
+        before = operator_pod_names(core, release)
+        upgraded = helm(control_plane, "upgrade", RELEASE, str(CHART), "--namespace", release,
+                        "--reuse-values", "--set", "logFormat=json", "--wait", "--timeout", "180s")  # fmt: skip
+        assert upgraded.returncode == 0, upgraded.stderr + pod_phases(core, release)
+        wait_for(lambda: len(operator_pod_names(core, release)) == 2
+                 and not operator_pod_names(core, release) & before,
+                 timeout=120, what="both replicas replaced")  # fmt: skip
 
         def promoted() -> Any:
             found = status(custom, namespace, name)
@@ -177,6 +190,7 @@ def test_the_chart_installed_operator_promotes_a_canary_with_only_its_rbac(
 
         found = wait_for(promoted, timeout=300, interval=1, what="the canary's promotion")
     assert [h["event"] for h in found["history"]][-2:] == ["RolloutStarted", "Promoted"]
+    assert set(traffic.codes) == {200}, str(traffic)  # the upgrade cost users nothing
     # Judged through the chart's prometheus.url: passing rounds, no query errors.
     passed = operator_metric(core, release, "modelops_analysis_measurements_total",
                              namespace=namespace, deployment=name, verdict="Pass")  # fmt: skip

@@ -1,7 +1,8 @@
 """Faults of the control plane under a running rollout: the API server restarted (every watch
-stream breaks, the operator lists again) and etcd paused for 10 s (every request hangs). The
-operator recovers without a restart of its own, the rollout is promoted once, and the time
-from the fault's end to the operator's next write is measured from the audit log."""
+stream breaks, the operator lists again), etcd paused for 10 s (every request hangs), and
+KServe's manager frozen (nothing reconciles InferenceServices, its webhooks time out). The
+operator recovers without a restart of its own, the rollout is promoted once, and the times
+to recover are measured."""
 
 from __future__ import annotations
 
@@ -18,9 +19,18 @@ from kubernetes import client
 from mlflow import MlflowClient
 
 from modelops_dev.control_plane import OPERATOR_USER, READ_VERBS, ControlPlane
+from modelops_dev.kserve import KServeController
 from modelops_dev.servers import MlflowServer, Prometheus
-from tests.integration.conftest import MEASURED, Operator, wait_for
-from tests.integration.helpers import ERRORS, Traffic, serve_first_version, status, train
+from tests.integration.conftest import MEASURED, Operator, holds, wait_for
+from tests.integration.helpers import (
+    ERRORS,
+    Traffic,
+    condition,
+    serve_first_version,
+    serving,
+    status,
+    train,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
@@ -115,3 +125,60 @@ def test_the_operator_rides_out_an_api_server_restart_and_an_etcd_pause_mid_roll
     assert set(traffic.codes) == {200}, str(traffic)
     assert operator.process is not None and operator.process.pid == pid, "never restarted"
     assert operator.process.poll() is None
+
+
+@pytest.mark.timeout(900)
+def test_a_canary_holds_while_kserve_is_down_and_is_promoted_once_it_is_back(
+    serving_cluster: str,
+    operator: Operator,
+    kserve: KServeController,
+    mlflow_server: MlflowServer,
+    prometheus: Prometheus,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """KServe's manager frozen during the first canary step: the steps the route carries go
+    on, but the promotion (which needs KServe to move the stable predictor) is held with
+    KServeAnswering=False and one Warning; nothing is rolled back; once KServe is back the
+    promotion goes through, once, and every request was answered."""
+    name = "iris"
+    first = serve_first_version(
+        custom, mlflow_server, prometheus, namespace, name, tmp_path, [ERRORS]
+    )
+    registry = MlflowClient(mlflow_server.url)
+    second = train(mlflow_server, name, "slow-0", tmp_path)["version"]
+
+    def answering() -> str:
+        return str(condition(status(custom, namespace, name), "KServeAnswering").get("status"))
+
+    with Traffic(serving_cluster, f"{name}.{namespace}.test", name) as traffic:
+        registry.set_registered_model_alias(name, "champion", second)
+        wait_for(lambda: (status(custom, namespace, name).get("canary") or {}).get("stepStartedAt"),
+                 timeout=240, interval=0.5, what="the first step")  # fmt: skip
+        with kserve.paused():
+            wait_for(lambda: answering() == "False", timeout=120, interval=0.5,
+                     what="the promotion held for KServe")  # fmt: skip
+
+            def held() -> bool:
+                found = status(custom, namespace, name)
+                events = [h["event"] for h in found["history"]]
+                return bool(found["stable"]["version"] == first["version"] and found.get("canary")
+                            and "RolledBack" not in events and events.count("Promoted") == 0)  # fmt: skip
+
+            holds(held, 20, "the held promotion while KServe is down")
+        resumed = time.monotonic()
+        found = serving(custom, namespace, name, second)
+        back = time.monotonic() - resumed
+    assert answering() == "True"
+    events = [h["event"] for h in found["history"]]
+    assert events.count("Promoted") == 1 and "RolledBack" not in events, events
+    warnings = [
+        e for e in core.list_namespaced_event(namespace).items if e.reason == "KServeNotAnswering"
+    ]
+    assert len(warnings) == 1 and "KServe did not answer" in warnings[0].message
+    assert set(traffic.codes) == {200}, str(traffic)
+    record_property(MEASURED, f"KServe frozen mid-canary: promotion held; promoted {back:.1f} s "
+                              "after KServe resumed; every request answered 200")  # fmt: skip

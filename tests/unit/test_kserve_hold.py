@@ -104,3 +104,30 @@ async def test_a_served_deployment_never_dry_runs() -> None:
     await served(harness)
     await harness.reconcile()
     assert ("DRYRUN", ISVC) not in harness.writes()
+
+
+async def test_an_apply_kserve_does_not_answer_says_so_and_is_retried() -> None:
+    """A recorded decision whose InferenceService write KServe's webhooks do not answer (a
+    spec change here; a step in a rollout): KServeAnswering=False with one Warning, applied
+    again after the backoff, and the condition turns True once it goes through."""
+    harness = Harness()
+    await served(harness)
+    harness.api.objects[MD]["spec"]["serving"]["minReplicas"] = 2
+    harness.api.objects[MD]["metadata"]["generation"] += 1
+    harness.watch_event()
+    harness.api.refusals["APPLY"] = [SILENT]
+    await harness.reconcile()
+    status = harness.api.objects[MD]["status"]
+    [answering] = [c for c in status["conditions"] if c["type"] == KSERVE_ANSWERING]
+    assert answering["status"] == "False" and "context deadline exceeded" in answering["message"]
+    assert [e.reason for e in harness.events] == ["KServeNotAnswering"]
+
+    async def applied() -> None:
+        while harness.api.objects[ISVC]["spec"]["predictor"]["minReplicas"] != 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(applied(), timeout=5)
+    status = harness.api.objects[MD]["status"]
+    [answering] = [c for c in status["conditions"] if c["type"] == KSERVE_ANSWERING]
+    assert answering["status"] == "True"
+    assert [e.reason for e in harness.events].count("KServeAnswering") == 1

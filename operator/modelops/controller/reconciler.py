@@ -44,6 +44,7 @@ from modelops.controller.metrics import (
 from modelops.controller.model_resolver import ModelResolver
 from modelops.controller.retraining import JobLookup, RetrainingLoop
 from modelops.controller.timers import Timers
+from modelops.controller.traffic_objects import TrafficObjects
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.inference_logging import with_default_logger
 from modelops.core.patches import HANDOVER_MANAGER, content_hash, merge_patch, slim_managed_fields
@@ -51,12 +52,6 @@ from modelops.core.reconcile import decide, kserve_answered, kserve_held, refuse
 from modelops.core.registry_writes import after_registry_writes
 from modelops.core.retraining.loop import candidate_view
 from modelops.core.retraining.triggers import next_retraining_look
-from modelops.core.rollout.observe import (
-    WorkloadFacts,
-    diagnosis_selector,
-    endpoint_check,
-    matches,
-)
 from modelops.core.rollout.rounds import analysis_round
 from modelops.core.rollout.wake import next_rollout_look
 from modelops.core.sharding import handover_labels
@@ -109,8 +104,7 @@ class Reconciler:
         self._api = api
         self._resolver = resolver or ModelResolver(api, config.registry)
         self._analysis = analysis or AnalysisRunner(api, config.prometheus_url)
-        self._routes: dict[Key, Mapping[str, Any]] = {}
-        self._canary_services: dict[Key, Mapping[str, Any]] = {}
+        self._traffic = TrafficObjects(api)
         self._refused: dict[Key, tuple[str, Problem]] = {}
         self._retraining = RetrainingLoop(api, self._resolver, self._analysis)
         self._exported: dict[Key, set[tuple[str, str]]] = {}
@@ -132,6 +126,7 @@ class Reconciler:
         self._resolver.use_api(api)
         self._analysis.use_api(api)
         self._retraining.use_api(api)
+        self._traffic.use_api(api)
 
     # ---- watch input -------------------------------------------------------------------
 
@@ -141,8 +136,7 @@ class Reconciler:
             self._deployments.pop(key, None)
             self._models.pop(key, None)
             self._written_services.pop(key, None)
-            self._routes.pop(key, None)
-            self._canary_services.pop(key, None)
+            self._traffic.forget(key)
             self._refused.pop(key, None)
             self._analysis.forget(key)
             self._retraining.forget(key)
@@ -168,12 +162,10 @@ class Reconciler:
             del self._written_services[key]
 
     def observe_route(self, key: Key, body: Mapping[str, Any], deleted: bool) -> bool:
-        """Whether the route the watch reports is no longer the one last applied (deleted, or
-        edited by someone): then it is forgotten, and the next reconcile applies it again."""
-        applied = self._routes.get(key)
-        if applied is None or not (deleted or not matches(dict(applied), dict(body))):
+        """Whether the route the watch reports must be applied again (deleted, or edited by
+        someone), said with a Warning."""
+        if not self._traffic.route_changed(key, body, deleted):
             return False
-        del self._routes[key]
         what = "deleted" if deleted else "changed"
         message = (f"HTTPRoute {body['metadata']['name']} was {what} outside modelops; applied "
                    "it again (edit the ModelDeployment instead)")  # fmt: skip
@@ -245,7 +237,7 @@ class Reconciler:
         retraining = None
         if deployment.spec.retraining is not None:
             retraining = await self._retraining.inputs(deployment, observed, now)
-        facts = await self._workload_facts(key, deployment, observed, now)
+        facts = await self._traffic.facts(key, deployment, observed, now)
         decision = decide(deployment, observed, now, registry, measurements, retraining, facts)
         refused = self._refused.get(key)
         wanted = decision.inference_service
@@ -255,10 +247,7 @@ class Reconciler:
         if decision.kserve_check is not None:
             silence = await self._kserve_silence(key, decision.kserve_check)
             if silence is not None:
-                held = kserve_held(deployment, f"{silence.status} {silence.message}", now)
-                await self._write_status(key, body, held)
-                for event in held.events:
-                    self._post_event(body, event)
+                await self._hold_for_kserve(key, body, silence)
                 raise silence  # decided again after the retry's backoff
             decision = kserve_answered(deployment, decision, now)
         outcome = "unchanged"
@@ -267,13 +256,17 @@ class Reconciler:
         # The route before the InferenceService: traffic leaves a predictor before KServe may
         # remove it, and reaches a canary only once the status says it is ready.
         if decision.canary_service is not None:
-            await self._apply_canary_service(key, decision.canary_service)
+            await self._traffic.apply_canary_service(key, decision.canary_service)
         if decision.http_route is not None and not self._route_refused(key, decision):
-            await self._apply_route(key, decision.http_route)
+            await self._traffic.apply_route(key, decision.http_route)
         if decision.inference_service is not None:
             try:
                 written = await self._api.apply(_service_path(key), decision.inference_service)
             except ApiError as error:
+                if error.status >= 500:
+                    # The decision is recorded; KServe's webhooks do not answer (it is down):
+                    # say so, and apply again after the retry's backoff.
+                    await self._hold_for_kserve(key, self._deployments.get(key, body), error)
                 if error.status not in (400, 403, 422):
                     raise
                 problem = Problem(
@@ -288,6 +281,7 @@ class Reconciler:
                 outcome = "rejected"
             else:
                 self._refused.pop(key, None)
+                await self._kserve_back(key, body)
                 API_WRITES.labels("inferenceservices").inc()
                 self._written_services[key] = slim(written, keep_managed_fields=True)
                 outcome = "changed"
@@ -331,6 +325,28 @@ class Reconciler:
         self._written_services[key] = slim(found, keep_managed_fields=True)
         return self._written_services[key]
 
+    async def _hold_for_kserve(self, key: Key, body: Mapping[str, Any], silence: ApiError) -> None:
+        """KServeAnswering=False on the recorded status, with one Warning."""
+        current = self._parsed(key, body)
+        if current is None:
+            return
+        held = kserve_held(current, f"{silence.status} {silence.message}", self._clock())
+        await self._write_status(key, body, held)
+        for event in held.events:
+            self._post_event(body, event)
+
+    async def _kserve_back(self, key: Key, body: Mapping[str, Any]) -> None:
+        """An InferenceService write went through after KServe did not answer: say it is back."""
+        current = self._parsed(key, self._deployments.get(key, body))
+        if current is None:
+            return
+        unchanged = Decision(inference_service=None, status=current.status, events=())
+        answered = kserve_answered(current, unchanged, self._clock())
+        if answered is not unchanged:
+            await self._write_status(key, self._deployments.get(key, body), answered)
+            for event in answered.events:
+                self._post_event(body, event)
+
     async def _kserve_silence(self, key: Key, service: Mapping[str, Any]) -> ApiError | None:
         """The API server's 5xx when KServe's webhooks do not answer a dry run of the
         InferenceService (KServe is down: its controller serves them); None when they do, or
@@ -347,60 +363,6 @@ class Reconciler:
         wanted = decision.inference_service
         refused = self._refused.get(key)
         return wanted is not None and refused is not None and refused[0] == content_hash(wanted)
-
-    async def _workload_facts(
-        self,
-        key: Key,
-        deployment: ModelDeployment,
-        observed: Mapping[str, Any] | None,
-        now: datetime,
-    ) -> WorkloadFacts:
-        """What core asks about beyond the InferenceService: the canary Service's endpoints
-        while it waits for traffic, the pods of a version past its progress deadline, and the
-        route last applied."""
-        namespace = key[0]
-        endpoints = None
-        check = endpoint_check(deployment, observed)
-        if check is not None:
-            slices = await self._api.request(
-                "GET",
-                f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
-                params={"labelSelector": f"kubernetes.io/service-name={check.service}"},
-            )
-            endpoints = any(
-                (endpoint.get("conditions") or {}).get("ready")
-                and str((endpoint.get("targetRef") or {}).get("name", "")).startswith(
-                    check.pod_prefix
-                )
-                for piece in slices.get("items", [])
-                for endpoint in piece.get("endpoints") or []
-            )
-        pods = None
-        selector = diagnosis_selector(deployment, now)
-        if selector is not None:
-            listing = await self._api.request(
-                "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
-            )
-            pods = listing.get("items", [])
-        return WorkloadFacts(endpoints, pods, self._routes.get(key))
-
-    async def _apply_route(self, key: Key, route: Mapping[str, Any]) -> None:
-        if self._routes.get(key) == route:
-            return
-        path = namespaced_path(
-            "gateway.networking.k8s.io", "v1", "httproutes", key[0], route["metadata"]["name"]
-        )
-        await self._api.apply(path, route)
-        API_WRITES.labels("httproutes").inc()
-        self._routes[key] = route
-
-    async def _apply_canary_service(self, key: Key, service: Mapping[str, Any]) -> None:
-        if self._canary_services.get(key) == service:
-            return
-        name = service["metadata"]["name"]
-        await self._api.apply(f"/api/v1/namespaces/{key[0]}/services/{name}", service)
-        API_WRITES.labels("services").inc()
-        self._canary_services[key] = service
 
     async def _write_registry(
         self, key: Key, deployment: ModelDeployment, decision: Decision

@@ -122,7 +122,7 @@ def run_monitor(args: argparse.Namespace, connection: Connection) -> int:
     from modelops.monitor.capture import Capture
     from modelops.monitor.directory import Directory
     from modelops.monitor.engine import Monitor, Settings
-    from modelops.monitor.server import MonitorService, build_app
+    from modelops.monitor.server import MonitorService, app_runner, build_app
 
     if args.registry_credentials and "/" not in args.registry_credentials:
         print("--registry-credentials: give NAMESPACE/SECRET", file=sys.stderr)
@@ -148,7 +148,7 @@ def run_monitor(args: argparse.Namespace, connection: Connection) -> int:
             capture=Capture(args.capture_store) if args.capture_store else None,
         )
         app = build_app(service, max_body=args.max_body, flush_every=args.capture_flush_seconds)
-        runner = web.AppRunner(app, access_log=None)
+        runner = app_runner(app)
         await runner.setup()
         await web.TCPSite(runner, args.address, args.port).start()
         logging.getLogger("modelops.monitor").info(

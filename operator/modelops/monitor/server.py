@@ -42,6 +42,10 @@ logger = logging.getLogger("modelops.monitor")
 REQUEST_EVENT = "org.kubeflow.serving.inference.request"
 RESPONSE_EVENT = "org.kubeflow.serving.inference.response"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+REQUEST_DEADLINE = 30.0
+"""Seconds a request may take from its headers to its answer: a body sent slowly gets a 408."""
+IDLE_CONNECTION_SECONDS = 15.0
+"""A connection that sends no complete request for this long is closed (slow headers too)."""
 
 
 @dataclass
@@ -129,7 +133,10 @@ class MonitorService:
 
 
 def build_app(
-    service: MonitorService, max_body: int = DEFAULT_MAX_BODY, flush_every: float = 30.0
+    service: MonitorService,
+    max_body: int = DEFAULT_MAX_BODY,
+    flush_every: float = 30.0,
+    request_deadline: float = REQUEST_DEADLINE,
 ) -> web.Application:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(MonitorCollector(service.monitor))
@@ -143,17 +150,22 @@ def build_app(
         return web.Response(text="ok")
 
     @web.middleware
-    async def too_large(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def bounded(request: web.Request, handler: Any) -> web.StreamResponse:
+        """Memory and time per request are bounded: a body over max_body is a 413, one that
+        takes longer than request_deadline to arrive (a slow client) a 408."""
         try:
-            return await handler(request)  # type: ignore[no-any-return]
+            async with asyncio.timeout(request_deadline):
+                return await handler(request)  # type: ignore[no-any-return]
         except web.HTTPRequestEntityTooLarge:
-            service.monitor.dropped["body-too-large"] += 1
-            return web.json_response(
-                {"error": f"the body is larger than {max_body} bytes", "reason": "body-too-large"},
-                status=413,
+            return service.refuse(
+                413, "body-too-large", f"the body is larger than {max_body} bytes"
+            )
+        except TimeoutError:
+            return service.refuse(
+                408, "request-timeout", f"the request took longer than {request_deadline:.0f}s"
             )
 
-    app = web.Application(client_max_size=max_body, middlewares=[too_large])
+    app = web.Application(client_max_size=max_body, middlewares=[bounded])
     app.add_routes(
         [
             web.post("/", service.events),
@@ -165,6 +177,16 @@ def build_app(
     if service.capture is not None:
         app.cleanup_ctx.append(_flush_captured(service, service.capture, flush_every))
     return app
+
+
+def app_runner(
+    app: web.Application, idle_seconds: float = IDLE_CONNECTION_SECONDS
+) -> web.AppRunner:
+    """The runner the monitor serves with: aiohttp closes a connection that has not sent a
+    whole request within `idle_seconds` (its keep-alive timeout counts from the connection's
+    start), which bounds clients that send their headers slowly. After an answer sent before
+    the whole body arrived (a 408, a 413), the rest is read for at most a second, not ten."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=idle_seconds, lingering_time=1.0)
 
 
 def _flush_captured(service: MonitorService, capture: Capture, every: float = 30.0) -> Any:
