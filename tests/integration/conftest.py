@@ -22,6 +22,7 @@ from kubernetes import client, config
 
 from modelops_dev.control_plane import OPERATOR_USER, READ_VERBS, ControlPlane
 from modelops_dev.environments import ensure_all
+from modelops_dev.fault_proxy import FaultProxy
 from modelops_dev.kserve import KServeController
 from modelops_dev.network import PodNetwork
 from modelops_dev.servers import MlflowServer, Prometheus
@@ -236,6 +237,17 @@ def prometheus(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def prometheus_proxy(prometheus: Prometheus) -> Iterator[FaultProxy]:
+    """The session's Prometheus behind the devstack's fault proxy (slow, failing, counting)."""
+    proxy = FaultProxy(prometheus.url)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope="module")

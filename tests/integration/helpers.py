@@ -49,6 +49,7 @@ def train(mlflow: MlflowServer, name: str, kind: str, folder: Path) -> dict[str,
 
 
 MD = ("modelops.io", "v1alpha1")
+ROUTES = ("gateway.networking.k8s.io", "v1", "httproutes")
 # Iris-like rows; 4 of 12 have a petal length above 5, which the `flaky` model refuses.
 ROWS = [
     [5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [5.0, 3.6, 1.4, 0.2], [5.4, 3.9, 1.7, 0.4],
@@ -103,6 +104,10 @@ class Traffic(Background):
         self.codes[code] += 1
         if code != 200 and len(self.failures) < 5:
             self.failures.append(f"{time.monotonic() - self._started:.1f}s {code}: {body[:200]}")
+
+    def non_2xx(self) -> int:
+        """Answers a client saw that were not 200 (no answer at all included)."""
+        return sum(n for code, n in self.codes.items() if code != 200)
 
     def __str__(self) -> str:
         return f"{dict(self.codes)}; first failures: {self.failures}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from modelops.adapters.prometheus import QUERY_TIMEOUT_SECONDS
 from modelops_dev.fault_proxy import FaultProxy
-from modelops_dev.servers import MlflowServer, Prometheus
+from modelops_dev.servers import MlflowServer
 from tests.integration.conftest import MEASURED, Operator, holds, wait_for
 from tests.integration.helpers import (
     ERRORS,
@@ -32,16 +32,6 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
-
-
-@pytest.fixture
-def prometheus_proxy(prometheus: Prometheus) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(prometheus.url)
-    proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 def seconds_to_inference_service(

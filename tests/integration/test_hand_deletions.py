@@ -21,6 +21,7 @@ from tests.integration.conftest import MEASURED, Operator, holds, wait_for
 from tests.integration.helpers import (
     ERRORS,
     MD,
+    ROUTES,
     Traffic,
     create,
     events,
@@ -33,7 +34,6 @@ from tests.integration.test_retraining import first_version, jobs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
 
-ROUTES = ("gateway.networking.k8s.io", "v1", "httproutes")
 SERVICES = ("serving.kserve.io", "v1beta1", "inferenceservices")
 
 
@@ -78,7 +78,7 @@ def test_a_deleted_route_and_inference_service_are_made_again(
         answered = traffic.codes[200]
         wait_for(lambda: traffic.codes[200] >= answered + 10, timeout=30,
                  what="traffic answered through the new route")  # fmt: skip
-        route_failures = sum(n for code, n in traffic.codes.items() if code != 200)
+        route_failures = traffic.non_2xx()
 
         service = uid(custom, SERVICES, namespace, name)
         deleted = time.monotonic()
@@ -104,7 +104,7 @@ def test_a_deleted_route_and_inference_service_are_made_again(
     recreated = [e.message for e in events(core, namespace, "Recreated")]
     assert any("HTTPRoute" in m for m in recreated), recreated
     assert any("InferenceService" in m for m in recreated), recreated
-    failures = sum(n for code, n in traffic.codes.items() if code != 200)
+    failures = traffic.non_2xx()
     record_property(MEASURED, f"HTTPRoute deleted: applied again {route_back:.2f} s later, "
                               f"{route_failures} non-2xx answers at 25 req/s; InferenceService "
                               f"deleted: created again {service_back:.1f} s later, answering again "

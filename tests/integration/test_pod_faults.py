@@ -20,6 +20,7 @@ from modelops_dev.servers import MlflowServer, Prometheus
 from tests.integration.conftest import MEASURED, Operator, wait_for
 from tests.integration.helpers import (
     ERRORS,
+    ROUTES,
     Traffic,
     predictor_pods,
     serve_first_version,
@@ -29,8 +30,6 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
-
-ROUTES = ("gateway.networking.k8s.io", "v1", "httproutes")
 
 
 def canary_weight(custom: client.CustomObjectsApi, namespace: str, name: str) -> int:
@@ -70,7 +69,7 @@ def test_a_killed_canary_pod_loses_its_traffic_until_replaced_and_is_then_promot
         wait_for(lambda: canary_weight(custom, namespace, name) == 30, timeout=30,
                  what="the canary's share on the route")  # fmt: skip
         [killed] = canary_pods()
-        before = sum(n for code, n in traffic.codes.items() if code != 200)
+        before = traffic.non_2xx()
         started = time.monotonic()
         core.delete_namespaced_pod(killed, namespace, grace_period_seconds=0)
 
@@ -82,18 +81,18 @@ def test_a_killed_canary_pod_loses_its_traffic_until_replaced_and_is_then_promot
         wait_for(lambda: canary_weight(custom, namespace, name) == 0, timeout=30, interval=0.2,
                  what="the traffic moved off the canary")  # fmt: skip
         moved_off = time.monotonic() - started
-        failed_meanwhile = sum(n for code, n in traffic.codes.items() if code != 200) - before
+        failed_meanwhile = traffic.non_2xx() - before
         wait_for(lambda: (status(custom, namespace, name).get("canary") or {}).get("stepStartedAt"),
                  timeout=240, interval=0.5, what="the replaced canary back in its step")  # fmt: skip
         back = time.monotonic() - started
-        failed_by_then = sum(n for code, n in traffic.codes.items() if code != 200)
+        failed_by_then = traffic.non_2xx()
         found = serving(custom, namespace, name, second)
     assert killed not in canary_pods()
     assert lost["canary"]["step"] == 0 and lost["canary"]["waitingSince"]
     assert "not ready" in lost["message"], lost["message"]
     events = [h["event"] for h in found["history"]]
     assert events.count("Promoted") == 1 and "RolledBack" not in events, events
-    failures = sum(n for code, n in traffic.codes.items() if code != 200)
+    failures = traffic.non_2xx()
     assert failures == failed_by_then, str(traffic)  # none once the new pod had its share
     record_property(MEASURED, f"canary pod killed: traffic off it {moved_off:.1f} s later "
                               f"({failed_meanwhile} non-2xx of ~{int(moved_off * 25 * 0.3)} "

@@ -10,7 +10,6 @@ import json
 import os
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,11 @@ from kubernetes import client
 from mlflow import MlflowClient
 
 from modelops_dev.fault_proxy import FaultProxy
-from modelops_dev.servers import MlflowServer, Prometheus
+from modelops_dev.servers import MlflowServer
 from tests.integration.conftest import Operator
 from tests.integration.helpers import ERRORS, MD, Traffic, create, serving, train
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root")
-
-
-@pytest.fixture
-def prometheus_proxy(prometheus: Prometheus) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(prometheus.url)
-    proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 @pytest.mark.timeout(600)
