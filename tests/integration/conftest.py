@@ -250,6 +250,18 @@ def prometheus_proxy(prometheus: Prometheus) -> Iterator[FaultProxy]:
         proxy.stop()
 
 
+@pytest.fixture
+def mlflow_proxy(mlflow_server: MlflowServer) -> Iterator[FaultProxy]:
+    """The session's MLflow behind the fault proxy, for the operator's registry lookups (pods
+    still download through the in-cluster Service, which points at MLflow itself)."""
+    proxy = FaultProxy(mlflow_server.url)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
 @pytest.fixture(scope="module")
 def serving_cluster(
     kserve: KServeController,

@@ -11,6 +11,7 @@ from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
 from modelops.core.decision import Decision
 from modelops.core.reconcile import decide
+from modelops.core.registry import RegistryObservation
 from modelops.core.registry_writes import after_registry_writes
 from modelops.core.rollout.observe import WorkloadFacts, diagnosis_selector, endpoint_check
 from modelops.core.rollout.readiness import DRAIN, SUSTAINED_READY
@@ -110,6 +111,8 @@ class Driver:
         """The HTTPRoute last applied (the reconciler applies each decision's)."""
         self.pods: list[dict[str, Any]] | None = None
         """Pods to describe when core asks for them (a version past its deadline)."""
+        self.registry: RegistryObservation | None = None
+        """What the registry answers (a deployment without spec.serving.storageUri)."""
 
     @property
     def deployment(self) -> ModelDeployment:
@@ -155,7 +158,7 @@ class Driver:
             applied_route=self.route,
         )
         decision = decide(
-            deployment, self.observed, self.now, measurements=measurements, facts=facts
+            deployment, self.observed, self.now, self.registry, measurements, facts=facts
         )
         if decision.http_route is not None:
             self.route = decision.http_route

@@ -56,6 +56,24 @@ async def test_a_deleted_route_is_applied_again_once_the_watch_reports_it() -> N
     assert ROUTE in harness.api.objects and ISVC in harness.api.objects
 
 
+async def test_the_late_echo_of_an_earlier_apply_is_no_edit() -> None:
+    harness = Harness()
+    await served(harness, **ROUTED)
+    applied = harness.api.objects[ROUTE]
+    # The watch reports the route as an earlier apply of ours wrote it (other weights, an
+    # older generation) after the latest apply: no Warning, nothing applied again.
+    echo = copy.deepcopy(applied)
+    echo["metadata"]["generation"] -= 1
+    echo["spec"]["rules"][0]["backendRefs"][0]["weight"] = 0
+    assert not harness.reconciler.observe_route(KEY, echo, deleted=False)
+    assert harness.events == []
+    await harness.reconcile()
+    assert harness.writes() == []
+    # The same content at the latest generation or newer is an edit.
+    echo["metadata"]["generation"] += 2
+    assert harness.reconciler.observe_route(KEY, echo, deleted=False)
+
+
 async def test_an_edited_route_is_restored() -> None:
     harness = Harness()
     await served(harness, **ROUTED)

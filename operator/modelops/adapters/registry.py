@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -25,9 +26,12 @@ from modelops.core.registry import VersionAnswer
 
 T = TypeVar("T")
 
+REQUEST_TIMEOUT_SECONDS = 10
+"""Per request to the registry, unless MLFLOW_HTTP_REQUEST_TIMEOUT says otherwise."""
+
 # Fail fast: the reconciler's backoff, not MLflow's four minutes of retries, decides.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT_SECONDS))
 
 # Artifact downloads read credentials from the environment only: one at a time.
 _ENVIRONMENT_LOCK = threading.Lock()
@@ -99,9 +103,16 @@ def _translate(error: Exception, what: str) -> RegistryError:
                 f"the registry refused access to {what}; check the credentials Secret",
                 retry=False,
             )
-        # Transport failures (refused, reset, timed out) surface as MlflowException.
+        # Transport failures (refused, reset, timed out) and answers that are not MLflow's
+        # JSON (a proxy's 503 page) surface as MlflowException.
+        status = re.search(r"error code (\d{3})", text)
+        if status is not None:
+            return RegistryError(
+                "RegistryError", f"{what}: the registry answered HTTP {status[1]}", retry=True
+            )
+        why = " (timed out)" if "timed out" in text.lower() else ""
         return RegistryError(
-            "RegistryUnreachable", f"cannot reach the registry for {what}", retry=True
+            "RegistryUnreachable", f"cannot reach the registry for {what}{why}", retry=True
         )
     return RegistryError(
         "RegistryUnreachable", f"cannot reach the registry ({type(error).__name__})", retry=True

@@ -25,6 +25,8 @@ class TrafficObjects:
     def __init__(self, api: KubernetesApi) -> None:
         self._api = api
         self._routes: dict[Key, Mapping[str, Any]] = {}
+        self._route_generations: dict[Key, int] = {}
+        """metadata.generation of the route each last apply wrote."""
         self._canary_services: dict[Key, Mapping[str, Any]] = {}
 
     def use_api(self, api: KubernetesApi) -> None:
@@ -32,6 +34,7 @@ class TrafficObjects:
 
     def forget(self, key: Key) -> None:
         self._routes.pop(key, None)
+        self._route_generations.pop(key, None)
         self._canary_services.pop(key, None)
 
     def route_changed(self, key: Key, body: Mapping[str, Any], deleted: bool) -> bool:
@@ -40,6 +43,12 @@ class TrafficObjects:
         applied = self._routes.get(key)
         if applied is None or not (deleted or not matches(dict(applied), dict(body))):
             return False
+        generation = body.get("metadata", {}).get("generation")
+        if not deleted and isinstance(generation, int):
+            # A watch event of an earlier apply of ours can arrive after the next apply: an
+            # older generation is that echo, not an edit (an edit makes the generation newer).
+            if generation < self._route_generations.get(key, 0):
+                return False
         del self._routes[key]
         return True
 
@@ -49,9 +58,12 @@ class TrafficObjects:
         path = namespaced_path(
             "gateway.networking.k8s.io", "v1", "httproutes", key[0], route["metadata"]["name"]
         )
-        await self._api.apply(path, route)
+        written = await self._api.apply(path, route)
         API_WRITES.labels("httproutes").inc()
         self._routes[key] = route
+        generation = written.get("metadata", {}).get("generation")
+        if isinstance(generation, int):
+            self._route_generations[key] = generation
 
     async def apply_canary_service(self, key: Key, service: Mapping[str, Any]) -> None:
         if self._canary_services.get(key) == service:

@@ -45,7 +45,7 @@ from modelops.core.retraining.loop import RetrainingInputs, candidate_view
 from modelops.core.rollout.objects import inference_service_name
 from modelops.core.rollout.observe import NO_FACTS, WorkloadFacts
 from modelops.core.rollout.status import rollout_decision
-from modelops.core.served import ServedModel
+from modelops.core.served import ServedModel, served_model
 
 
 def what_to_serve(
@@ -173,7 +173,15 @@ def decide(
             set_condition(
                 ConditionUpdate(REGISTRY_REACHABLE, "False", registry.reason, registry.message)
             )
-            return held_decision(deployment, registry, now, conditions)
+            known = last_resolved(deployment)
+            if known is None:
+                return held_decision(deployment, registry, now, conditions)
+            return registry_silent_decision(
+                deployment, registry, rollout_decision(
+                    deployment, observed, known, now, conditions, measurements, retraining,
+                    facts, hold=f"{registry.message}; nothing is promoted until it answers",
+                ),
+            )  # fmt: skip
         set_condition(
             ConditionUpdate(REGISTRY_REACHABLE, "True", "Answered", "the registry answered")
         )
@@ -273,6 +281,36 @@ def held_decision(
         }
     )
     return Decision(inference_service=None, status=status, events=events)
+
+
+def last_resolved(deployment: ModelDeployment) -> ServedModel | None:
+    """What the registry said last, as recorded: the canary in flight, or else the stable
+    version (None before anything was served)."""
+    status = deployment.status
+    if status.stable is None:
+        return None
+    canary = status.canary
+    in_flight = canary is not None and not canary.aborting and not canary.restoring
+    return served_model(deployment, canary if in_flight and canary else status.stable)
+
+
+def registry_silent_decision(
+    deployment: ModelDeployment, failure: RegistryFailure, decision: Decision
+) -> Decision:
+    """The registry cannot answer while a version is served: the rollout goes on with what it
+    resolved last, so the analysis still rolls a failing canary back and watches the stable
+    version, but a canary neither advances nor is promoted (the alias may have moved), and
+    registry writes wait for the registry."""
+    before = condition(deployment.status.conditions, REGISTRY_REACHABLE)
+    events = decision.events
+    if before is None or before.status != "False":
+        events = (*events, EventIntent("Warning", failure.reason, failure.message))
+    status = decision.status
+    if status.canary is None:
+        status = status.model_copy(
+            update={"message": f"{status.message}; {failure.message}, retrying"}
+        )
+    return replace(decision, status=status, events=events, registry_writes=())
 
 
 def kserve_held(deployment: ModelDeployment, silence: str, now: datetime) -> Decision:

@@ -57,9 +57,11 @@ def progress(
     measurements: Sequence[Measurement] | None,
     requests: Requests,
     now: datetime,
+    hold: str | None = None,
 ) -> Outcome:
     """One step of the state machine. `measurements` is a round of the analysis that ran for
-    the current subject (the canary, or the stable version under monitoring), or None."""
+    the current subject (the canary, or the stable version under monitoring), or None. `hold`
+    says why a canary may not advance or be promoted now (its analysis still rolls it back)."""
     status = deployment.status
     state = RolloutState(
         stable=status.stable,
@@ -94,7 +96,7 @@ def progress(
             return rolled_back
     if state.canary is not None:
         if same_model(state.canary, target) and not is_rejected(state.rejected, target):
-            return _canary_step(deployment, state, observation, measurements, requests)
+            return _canary_step(deployment, state, observation, measurements, requests, hold)
         _abort(deployment, state, target)
     if same_model(state.stable, target):
         return monitor_stable(deployment, state, observation, measurements)
@@ -214,6 +216,7 @@ def _canary_step(
     observation: Observation,
     measurements: Sequence[Measurement] | None,
     requests: Requests,
+    hold: str | None,
 ) -> Outcome:
     canary = state.canary
     assert canary is not None and canary.step is not None
@@ -239,8 +242,10 @@ def _canary_step(
     verdict, metrics_problem, failure = _judge(deployment, state, measurements)
     if failure is not None:
         return roll_back_canary(deployment, state, failure)
-    paused_reason = metrics_problem or (
-        "paused by a person (modelops resume continues)" if requests.paused else None
+    paused_reason = (
+        metrics_problem
+        or hold
+        or ("paused by a person (modelops resume continues)" if requests.paused else None)
     )
     assert canary.step_started_at is not None and canary.step is not None
     elapsed = state.now - canary.step_started_at

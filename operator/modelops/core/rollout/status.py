@@ -51,14 +51,16 @@ def rollout_decision(
     measurements: Sequence[Measurement] | None,
     retraining: RetrainingInputs | None = None,
     facts: WorkloadFacts = NO_FACTS,
+    hold: str | None = None,
 ) -> Decision:
     """The one decision of a reconcile: observe what the previous status built, move the state
-    machine once, and write the status and the objects built from it."""
+    machine once, and write the status and the objects built from it (`hold`: see
+    machine.progress)."""
     previous = deployment.status
     before, route_before = objects_for(deployment, previous, target)
     observation = observe(deployment, before, observed, route_before, facts)
     requests = requests_from(deployment.metadata.annotations, previous.handled_requests)
-    outcome = progress(deployment, target, observation, measurements, requests, now)
+    outcome = progress(deployment, target, observation, measurements, requests, now, hold)
     canary, warnings = canary_traffic(deployment, outcome.state.canary, previous.canary)
     conditions = rollout_conditions(deployment, outcome, observation, canary, conditions, now)
     status = new_status(deployment, outcome, canary, conditions)
