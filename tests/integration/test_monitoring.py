@@ -65,6 +65,7 @@ def monitor(
             "url": installed.url,
             "host": installed.host,
             "token": installed.token_file.read_text(),
+            "namespace": namespace,
         }
     finally:
         uninstall_monitor(control_plane, namespace)
@@ -129,6 +130,7 @@ def series(prometheus: Prometheus, expression: str) -> dict[str, float]:
 def test_drift_and_live_quality_of_logged_traffic_reach_prometheus(
     monitor: dict[str, str],
     serving_cluster: str,
+    kubelet: Path,
     operator: Operator,
     mlflow_server: MlflowServer,
     prometheus: Prometheus,
@@ -187,6 +189,15 @@ def test_drift_and_live_quality_of_logged_traffic_reach_prometheus(
     again = {"id": "iris-0", "labels": [0] * 10}
     assert feedback(serving_cluster, monitor_host, again, monitor["token"])[0] == 404
     assert feedback(serving_cluster, monitor_host, {"id": "x", "label": 1}, token="wrong")[0] == 401
+    # The feedback token shows nowhere: not in the monitor's log, its metrics or its Events.
+    logs = "".join(log.read_text(errors="replace")
+                   for log in kubelet.glob(f"pods/{monitor['namespace']}_*/*.log"))  # fmt: skip
+    request = urllib.request.Request(f"{serving_cluster}/metrics", headers={"Host": monitor_host})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        exposition = answer.read().decode()
+    said = " ".join(f"{e.reason} {e.message}" for e in core.list_event_for_all_namespaces().items)
+    assert "Monitor listening" in logs and "modelops_drift_psi" in exposition
+    assert all(monitor["token"] not in text for text in (logs, exposition, said))
 
     # The same rows with sepal width moved by 2 cm: that feature drifts, the others do not.
     shifted = IRIS.data.copy()
