@@ -134,6 +134,8 @@ class KServeController:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.sandbox: Sandbox | None = None
         self.registered: list[dict[str, Any]] = []
+        self._manager: tuple[list[str], dict[str, str]] = ([], {})
+        """The manager's command and environment, to start it again."""
 
     def start(self, *, progress: bool = False) -> None:
         home = ensure_kserve()
@@ -163,10 +165,11 @@ class KServeController:
         _say(progress, f"KServe manager in sandbox {self.sandbox.address}")
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": NAMESPACE,
                "TMPDIR": str(self.directory / "tmp")}  # fmt: skip
-        self._spawn("kserve-manager", self.sandbox.command([
+        self._manager = (self.sandbox.command([
             str(home / "manager"), "--leader-elect=false", f"--webhook-port={WEBHOOK_PORT}",
             "--metrics-addr=127.0.0.1:8080", "--health-probe-addr=127.0.0.1:8081",
-        ]), env=env)  # fmt: skip
+        ]), env)  # fmt: skip
+        self._spawn("kserve-manager", *self._manager)
         self._wait_for_webhook_server()
 
         bundle = base64.b64encode((certificates / "ca.crt").read_bytes()).decode()
@@ -210,6 +213,19 @@ class KServeController:
             yield
         finally:
             process.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def killed(self) -> Iterator[None]:
+        """KServe's manager killed for the block, as when its pod is gone and not yet replaced:
+        the API server's calls to its webhooks are refused at once. Started again after it."""
+        process = self.processes["kserve-manager"]
+        process.kill()
+        process.wait()
+        try:
+            yield
+        finally:
+            self._spawn("kserve-manager", *self._manager)
+            self._wait_for_webhook_server()
 
     # ---- internals -----------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 
 from modelops.adapters.kubernetes import ApiError
+from modelops.controller.kserve_hold import RECHECK_SECONDS
 from modelops.core.conditions import KSERVE_ANSWERING, condition
 from modelops.core.reconcile import kserve_answered, kserve_held
-from tests.unit.controller_harness import ISVC, MD, Harness, served
+from tests.unit.controller_harness import ISVC, KEY, MD, Harness, served
 from tests.unit.rollout_driver import ROLLOUT, deployed, failing, passing, rolling
 
 SILENT = ApiError(500, "InternalError", 'failed calling webhook "inferenceservice.kserve-webhook'
@@ -97,6 +98,25 @@ async def test_the_reconciler_holds_a_first_version_failure_while_kserve_is_sile
     [answering] = [c for c in status["conditions"] if c["type"] == KSERVE_ANSWERING]
     assert answering["status"] == "True"
     assert "ProgressDeadlineExceeded" in [e.reason for e in harness.events]
+
+
+async def test_a_held_deployment_asks_kserve_again_within_seconds_however_long_it_waits() -> None:
+    """The reconcile's backoff grows to a minute; a deployment held for KServe asks again
+    every few seconds, so a held promotion follows KServe's return at once."""
+    harness = Harness()
+    harness.create(spec__rollout={**ROLLOUT, "progressDeadline": "1m"})
+    await harness.reconcile()
+    harness.now = harness.now.replace(minute=harness.now.minute + 2)
+    harness.reconciler._attempts[KEY] = 10  # failed many times already
+    harness.api.refusals["DRYRUN"] = [SILENT]
+    await harness.reconcile()
+    due = harness.reconciler._timers.due_in(KEY)
+    assert due is not None and due <= RECHECK_SECONDS
+    # Another failure (not KServe's silence) backs off as before.
+    harness.reconciler._kserve.forget(KEY)
+    harness.reconciler._schedule_retry(KEY, OSError("connection reset"))
+    due = harness.reconciler._timers.due_in(KEY)
+    assert due is not None and due > RECHECK_SECONDS
 
 
 async def test_a_served_deployment_never_dry_runs() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from modelops.api.status import ModelDeploymentStatus
 
 RECONCILES = Counter(
     "modelops_reconcile",
@@ -61,3 +65,32 @@ RETRAININGS = Counter(
     "Retraining outcomes: started, succeeded (a candidate was found), failed, no_candidate.",
     ["namespace", "deployment", "result"],
 )
+
+
+class RolloutGauges:
+    """The per-deployment gauges a status implies (canary traffic, versions served), with the
+    series of versions no longer served removed."""
+
+    def __init__(self) -> None:
+        self._exported: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+    def export(self, key: tuple[str, str], status: ModelDeploymentStatus) -> None:
+        canary = status.canary
+        live = canary if canary is not None and not canary.aborting else None
+        CANARY_TRAFFIC.labels(*key).set(live.traffic if live is not None else 0)
+        wanted = set()
+        if status.stable is not None:
+            wanted.add((status.stable.version or "", "stable"))
+        if live is not None:
+            wanted.add((live.version or "", "canary"))
+        for version, role in self._exported.get(key, set()) - wanted:
+            VERSION_INFO.remove(*key, version, role)
+        for version, role in wanted:
+            VERSION_INFO.labels(*key, version, role).set(1)
+        self._exported[key] = wanted
+
+    def forget(self, key: tuple[str, str]) -> None:
+        for version, role in self._exported.pop(key, set()):
+            VERSION_INFO.remove(*key, version, role)
+        with contextlib.suppress(KeyError):
+            CANARY_TRAFFIC.remove(*key)

@@ -8,7 +8,6 @@ writes returned, so a reconcile that runs before the watch catches up does not w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -31,15 +30,15 @@ from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.analysis import AnalysisRunner
 from modelops.controller.config import OperatorConfig
 from modelops.controller.informer import Key, key_of
+from modelops.controller.kserve_hold import KServeHold
 from modelops.controller.metrics import (
     API_WRITES,
-    CANARY_TRAFFIC,
     RECONCILE_DURATION,
     RECONCILES,
     RETRAININGS,
     ROLLBACKS,
     ROLLOUTS,
-    VERSION_INFO,
+    RolloutGauges,
 )
 from modelops.controller.model_resolver import ModelResolver
 from modelops.controller.retraining import JobLookup, RetrainingLoop
@@ -48,7 +47,7 @@ from modelops.controller.traffic_objects import TrafficObjects
 from modelops.core.decision import Decision, EventIntent, Problem
 from modelops.core.inference_logging import with_default_logger
 from modelops.core.patches import HANDOVER_MANAGER, content_hash, merge_patch, slim_managed_fields
-from modelops.core.reconcile import decide, kserve_answered, kserve_held, refused_decision
+from modelops.core.reconcile import decide, refused_decision
 from modelops.core.registry_writes import after_registry_writes
 from modelops.core.retraining.loop import candidate_view
 from modelops.core.retraining.triggers import next_retraining_look
@@ -105,9 +104,10 @@ class Reconciler:
         self._resolver = resolver or ModelResolver(api, config.registry)
         self._analysis = analysis or AnalysisRunner(api, config.prometheus_url)
         self._traffic = TrafficObjects(api)
+        self._kserve = KServeHold(api, clock)
         self._refused: dict[Key, tuple[str, Problem]] = {}
         self._retraining = RetrainingLoop(api, self._resolver, self._analysis)
-        self._exported: dict[Key, set[tuple[str, str]]] = {}
+        self._gauges = RolloutGauges()
         self._lookup: InferenceServiceLookup | None = None
         self._models: dict[Key, tuple[str, ModelDeployment]] = {}
         self._timers = Timers(self._look_again)
@@ -127,6 +127,7 @@ class Reconciler:
         self._analysis.use_api(api)
         self._retraining.use_api(api)
         self._traffic.use_api(api)
+        self._kserve.use_api(api)
 
     # ---- watch input -------------------------------------------------------------------
 
@@ -137,14 +138,12 @@ class Reconciler:
             self._models.pop(key, None)
             self._written_services.pop(key, None)
             self._traffic.forget(key)
+            self._kserve.forget(key)
             self._refused.pop(key, None)
             self._analysis.forget(key)
             self._retraining.forget(key)
             self._resolver.forget(key)
-            for version, role in self._exported.pop(key, set()):
-                VERSION_INFO.remove(*key, version, role)
-            with contextlib.suppress(KeyError):
-                CANARY_TRAFFIC.remove(*key)
+            self._gauges.forget(key)
             self._locks.pop(key, None)
             self._attempts.pop(key, None)
             self._timers.cancel(key)
@@ -245,11 +244,11 @@ class Reconciler:
             # Asked for again unchanged: the webhook would refuse it again.
             decision = refused_decision(deployment, decision, refused[1], now)
         if decision.kserve_check is not None:
-            silence = await self._kserve_silence(key, decision.kserve_check)
+            silence = await self._kserve.silence(_service_path(key), decision.kserve_check)
             if silence is not None:
                 await self._hold_for_kserve(key, body, silence)
-                raise silence  # decided again after the retry's backoff
-            decision = kserve_answered(deployment, decision, now)
+                raise silence  # decided again after a short retry delay
+            decision = self._kserve.answered(key, deployment, decision)
         outcome = "unchanged"
         if await self._write_status(key, body, decision):
             outcome = "changed"
@@ -298,7 +297,7 @@ class Reconciler:
             ROLLOUTS.labels(*key, result).inc()
             if result == "rolled_back":
                 ROLLBACKS.labels(*key).inc()
-        self._export(key, decision.status)
+        self._gauges.export(key, decision.status)
         return outcome
 
     async def _read_service(
@@ -326,36 +325,26 @@ class Reconciler:
         return self._written_services[key]
 
     async def _hold_for_kserve(self, key: Key, body: Mapping[str, Any], silence: ApiError) -> None:
-        """KServeAnswering=False on the recorded status, with one Warning."""
         current = self._parsed(key, body)
-        if current is None:
-            return
-        held = kserve_held(current, f"{silence.status} {silence.message}", self._clock())
-        await self._write_status(key, body, held)
-        for event in held.events:
-            self._post_event(body, event)
+        if current is not None:
+            await self._record(key, body, self._kserve.held(key, current, silence))
 
     async def _kserve_back(self, key: Key, body: Mapping[str, Any]) -> None:
         """An InferenceService write went through after KServe did not answer: say it is back."""
-        current = self._parsed(key, self._deployments.get(key, body))
+        body = self._deployments.get(key, body)
+        current = self._parsed(key, body)
         if current is None:
             return
         unchanged = Decision(inference_service=None, status=current.status, events=())
-        answered = kserve_answered(current, unchanged, self._clock())
+        answered = self._kserve.answered(key, current, unchanged)
         if answered is not unchanged:
-            await self._write_status(key, self._deployments.get(key, body), answered)
-            for event in answered.events:
-                self._post_event(body, event)
+            await self._record(key, body, answered)
 
-    async def _kserve_silence(self, key: Key, service: Mapping[str, Any]) -> ApiError | None:
-        """The API server's 5xx when KServe's webhooks do not answer a dry run of the
-        InferenceService (KServe is down: its controller serves them); None when they do, or
-        when they refuse it (the apply that follows reports a refusal)."""
-        try:
-            await self._api.apply(_service_path(key), service, dry_run=True)
-        except ApiError as error:
-            return error if error.status >= 500 else None
-        return None
+    async def _record(self, key: Key, body: Mapping[str, Any], decision: Decision) -> None:
+        """A decision that writes only the status, and its Events."""
+        await self._write_status(key, body, decision)
+        for event in decision.events:
+            self._post_event(body, event)
 
     def _route_refused(self, key: Key, decision: Decision) -> bool:
         """The route goes with an InferenceService the API server refused: it would point at
@@ -375,21 +364,6 @@ class Reconciler:
             body = self._deployments.get(key)
             if body is not None:
                 await self._write_status(key, body, replace(decision, status=status))
-
-    def _export(self, key: Key, status: ModelDeploymentStatus) -> None:
-        canary = status.canary
-        traffic = canary.traffic if canary is not None and not canary.aborting else 0
-        CANARY_TRAFFIC.labels(*key).set(traffic)
-        wanted = set()
-        if status.stable is not None:
-            wanted.add((status.stable.version or "", "stable"))
-        if canary is not None and not canary.aborting:
-            wanted.add((canary.version or "", "canary"))
-        for version, role in self._exported.get(key, set()) - wanted:
-            VERSION_INFO.remove(*key, version, role)
-        for version, role in wanted:
-            VERSION_INFO.labels(*key, version, role).set(1)
-        self._exported[key] = wanted
 
     async def _write_status(self, key: Key, body: Mapping[str, Any], decision: Decision) -> bool:
         current_raw: dict[str, Any] = dict(body.get("status") or {})
@@ -449,7 +423,7 @@ class Reconciler:
     def _schedule_retry(self, key: Key, error: Exception) -> None:
         attempt = self._attempts.get(key, 0)
         self._attempts[key] = attempt + 1
-        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        delay = self._kserve.retry_delay(key, RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
         logger.warning("Reconcile of %s/%s failed (%s); retrying in %.0fs", *key, error, delay)
         self._timers.set(key, delay)
 

@@ -30,6 +30,11 @@ class Timers:
     def pending(self) -> int:
         return len(self._handles)
 
+    def due_in(self, key: Key) -> float | None:
+        """Seconds until the deployment's next look (None: none set)."""
+        handle = self._handles.get(key)
+        return None if handle is None else handle.when() - asyncio.get_running_loop().time()
+
     def _run(self, key: Key) -> None:
         self._handles.pop(key, None)
         self._fire(key)

@@ -43,12 +43,12 @@ class TrafficObjects:
         applied = self._routes.get(key)
         if applied is None or not (deleted or not matches(dict(applied), dict(body))):
             return False
+        # A watch event of an earlier apply of ours can arrive after the next apply: an older
+        # generation is that echo, not an edit (an edit makes the generation newer).
         generation = body.get("metadata", {}).get("generation")
-        if not deleted and isinstance(generation, int):
-            # A watch event of an earlier apply of ours can arrive after the next apply: an
-            # older generation is that echo, not an edit (an edit makes the generation newer).
-            if generation < self._route_generations.get(key, 0):
-                return False
+        echo = isinstance(generation, int) and generation < self._route_generations.get(key, 0)
+        if echo and not deleted:
+            return False
         del self._routes[key]
         return True
 
