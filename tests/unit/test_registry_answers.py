@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -76,3 +77,37 @@ def test_a_registry_slower_than_the_timeout_is_unreachable_after_the_timeout(
     assert error.message.endswith("(timed out)")
     assert TOKEN not in error.message and TOKEN not in str(error)
     assert took < 2, took
+
+
+def test_a_hanging_registry_ties_up_only_its_own_threads(
+    proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight lookups hang on one registry (each until the client's timeout) while another
+    registry is asked: its answer comes at once, not after threads free up; the operator's
+    shared worker threads (here 4, as on a small node) stay free too."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    hanging = FaultProxy("http://127.0.0.1:9")
+    hanging.start()
+    hanging.delay, hanging.failing = 2.5, 503  # answered after the client gave up
+    proxy.failing = 500  # answers at once
+
+    async def scenario() -> tuple[float, float]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4))
+        slow = Registry(RegistryConnection(hanging.url))
+        stuck = [asyncio.ensure_future(slow.resolve(f"m{i}", alias="a")) for i in range(8)]
+        await asyncio.sleep(0.2)  # all eight sent
+        started = time.monotonic()
+        with pytest.raises(RegistryError):
+            await Registry(RegistryConnection(proxy.url)).resolve("fraud", alias="champion")
+        other = time.monotonic() - started
+        started = time.monotonic()
+        await asyncio.to_thread(lambda: None)
+        shared = time.monotonic() - started
+        await asyncio.gather(*stuck, return_exceptions=True)
+        return other, shared
+
+    try:
+        other, shared = asyncio.run(scenario())
+    finally:
+        hanging.stop()
+    assert other < 0.5 and shared < 0.5, (other, shared)

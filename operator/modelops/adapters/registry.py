@@ -1,7 +1,8 @@
 """The MLflow Model Registry, through MLflow's own client stores (mlflow-skinny).
 
 MLflow's client blocks, so every call runs in a worker thread and kopf's event loop never
-waits on the registry. Credentials travel in explicit host credentials per registry (never in
+waits on the registry; each registry has threads of its own, so one that hangs ties up only
+those (not other registries' lookups, nor the threads the rest of the operator uses). Credentials travel in explicit host credentials per registry (never in
 the process environment, a log line or an error message). MLflow's client retries for minutes
 by default; the operator retries on its own schedule, so its calls fail fast instead.
 """
@@ -15,6 +16,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ from modelops.core.registry import VersionAnswer
 
 T = TypeVar("T")
 
+THREADS_PER_REGISTRY = 4
 REQUEST_TIMEOUT_SECONDS = 10
 """Per request to the registry, unless MLFLOW_HTTP_REQUEST_TIMEOUT says otherwise."""
 
@@ -134,10 +137,11 @@ class Registry:
         self._profiled_runs: set[str] = set()
         self._models = ModelStore(connection.host_credentials)
         self._runs = TrackingStore(connection.host_credentials)
+        self._threads = ThreadPoolExecutor(THREADS_PER_REGISTRY, thread_name_prefix="registry")
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except Exception as error:
             raise _translate(error, what) from None
 
