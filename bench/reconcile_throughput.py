@@ -167,9 +167,11 @@ def event(name: str, uid: str, ns: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def drain(client: Client, path: str) -> None:
+async def drain(client: Client, path: str, selector: str = "") -> None:
     """Read (and parse) a watch until cancelled, as the operator's informers do."""
     url = f"{client.server}{path}?watch=true&allowWatchBookmarks=true"
+    if selector:
+        url += f"&labelSelector={selector}"
     async with client.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as response:
         async for line in response.content:
             json.loads(line)
@@ -178,11 +180,15 @@ async def drain(client: Client, path: str) -> None:
 UID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 
-def operator_bodies(name: str, ns: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def operator_bodies(
+    name: str, ns: str, labels: dict[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The InferenceService and status patch the operator's core decides for a new deployment
     (its owner's uid a placeholder, filled in once the deployment exists)."""
     body = deployment(name)
     body["metadata"].update(namespace=ns, uid=UID_PLACEHOLDER, generation=1)
+    if labels:
+        body["metadata"]["labels"] = labels
     decision = decide(ModelDeployment.model_validate(body), None, datetime.now(UTC))
     assert decision.inference_service is not None
     status = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)

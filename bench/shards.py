@@ -4,6 +4,9 @@ Measured in one run on one real control plane:
   floor     a bare aiohttp client doing, for every deployment, its create plus the operator's
             necessary writes (create the InferenceService, write the status), 64 in flight,
             all inside its clock;
+  shaped    the same with the shards' own bodies (the InferenceService and status their core
+            decides) written by apply, their "Created" Events and each shard's three watches
+            open and read: the API server's share of what the shards do;
   shards    S `modelops run --shard sK` processes; the N deployments (labelled round robin
             modelops.io/shard=sK) created at once, timed from the first create until the last
             InferenceService is seen on a watch (--cold-start: the deployments exist first and
@@ -40,13 +43,18 @@ from reconcile_throughput import (
     Client,
     cpu_seconds,
     deployment,
+    drain,
+    event,
     inference_service,
+    operator_bodies,
     rss_mib,
     watch_added,
+    with_uid,
 )
 
 RESULTS = Path(__file__).parent / "results"
 ALL_SERVICES = "/apis/serving.kserve.io/v1beta1/inferenceservices"
+SHARD_LABEL = "modelops.io/shard"
 STATUS = {"status": {"observedGeneration": 1, "phase": "Pending", "inferenceService": "x"}}
 
 
@@ -57,7 +65,7 @@ def proc_stats(pid: int) -> tuple[float, float]:
 
 def labelled(name: str, shard: str) -> dict[str, Any]:
     body = deployment(name)
-    body["metadata"]["labels"] = {"modelops.io/shard": shard}
+    body["metadata"]["labels"] = {SHARD_LABEL: shard}
     return body
 
 
@@ -77,6 +85,48 @@ async def floor(client: Client, count: int, namespaces: list[str]) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
     return time.perf_counter() - started
+
+
+async def shaped_floor(client: Client, count: int, shards: int, namespaces: list[str]) -> float:
+    """The floor with the shards' own bodies (the InferenceService and status their core
+    decides, computed before the clock starts) written by apply, their Events, and each shard's
+    three watches open and read: the API server's share of the shards' work."""
+    for ns in namespaces:
+        await client.namespace(ns)
+    # Shard labels the shards started later do not own (they would reconcile these).
+    watches = [
+        asyncio.create_task(drain(client, path, f"{SHARD_LABEL}=floor-s{k}"))
+        for k in range(shards)
+        for path in (
+            "/apis/modelops.io/v1alpha1/modeldeployments",
+            ALL_SERVICES,
+            "/apis/batch/v1/jobs",
+        )
+    ]
+    await asyncio.sleep(0.5)
+    placed = [
+        (namespaces[i % len(namespaces)], f"md-{i}", f"floor-s{i % shards}") for i in range(count)
+    ]
+    bodies = {name: operator_bodies(name, ns, {SHARD_LABEL: shard}) for ns, name, shard in placed}
+
+    async def one(ns: str, name: str, shard: str) -> None:
+        created = await client.call("POST", MD_PATH.format(ns=ns), labelled(name, shard))
+        uid = created["metadata"]["uid"]
+        service, status = with_uid(bodies[name][0], uid), bodies[name][1]
+        await client.call("PATCH", ISVC_PATH.format(ns=ns) + f"/{name}"
+                          "?fieldManager=modelops&force=true", service,
+                          "application/apply-patch+yaml")  # fmt: skip
+        await client.call("PATCH", MD_PATH.format(ns=ns) + f"/{name}/status", status,
+                          "application/merge-patch+json")  # fmt: skip
+        await client.call("POST", f"/api/v1/namespaces/{ns}/events", event(name, uid, ns))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(*where) for where in placed))
+    elapsed = time.perf_counter() - started
+    for watch in watches:
+        watch.cancel()
+    await asyncio.gather(*watches, return_exceptions=True)
+    return elapsed
 
 
 def start_shards(plane: ControlPlane, shards: int, limit: list[str]) -> dict[str, Any]:
@@ -176,6 +226,10 @@ async def run(count: int, shards: int, namespace_count: int, qps: str | None, co
         try:
             base = await floor(client, count, [f"floor-{n}" for n in range(namespace_count)])
             print(f"floor: {base:.1f} s", flush=True)
+            shaped = await shaped_floor(
+                client, count, shards, [f"shaped-{n}" for n in range(namespace_count)]
+            )
+            print(f"floor with the shards' bodies, Events and watches: {shaped:.1f} s", flush=True)
             measured = await sharded(client, plane, count, shards,
                                      [f"shard-{n}" for n in range(namespace_count)], limit, cold)  # fmt: skip
             writers, writes = writers_by_deployment(plane)
@@ -189,6 +243,7 @@ async def run(count: int, shards: int, namespace_count: int, qps: str | None, co
         "benchmark": "shards", "count": count, "shards": shards, "namespaces": namespace_count,
         "floor_s": round(base, 2), "operator_s": round(measured["elapsed"], 2),
         "ratio": round(ratio, 2), "goal_ratio": 1.5, "processes": measured["processes"],
+        "floor_shaped_s": round(shaped, 2), "ratio_to_shaped": round(measured["elapsed"] / shaped, 2),
         "mode": "cold start" if cold else "burst", "kube_api_qps": qps or "default",
         "api_server_429s": measured["api_server_429s"],
         "deployments_written": len(writers), "writes": dict(writes), "written_by_other_than_their_shard": len(wrong),
@@ -201,6 +256,8 @@ async def run(count: int, shards: int, namespace_count: int, qps: str | None, co
     print(f"floor (bare client, creates + necessary writes): {base:.1f} s")
     print(f"shards, first create -> last InferenceService:   {measured['elapsed']:.1f} s")
     print(f"ratio: {ratio:.2f} (goal <= 1.5)")
+    print(f"floor with the shards' bodies, Events and watches: {shaped:.1f} s "
+          f"(ratio {measured['elapsed'] / shaped:.2f})")  # fmt: skip
     print(f"429s from the API server: {measured['api_server_429s']} "
           f"(client limit: --kube-api-qps {qps or 'default'})")  # fmt: skip
     for name, figures in measured["processes"].items():

@@ -408,22 +408,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The closed loop runs last: it is the longest (a failure elsewhere shows sooner)."""
     items.sort(key=lambda item: item.get_closest_marker("closed_loop") is not None)
-
-
-MEASURED = "measured"
-"""A test's `record_property(MEASURED, line)`: a figure docs/ quotes (takeover times, ...)."""
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the figures the tests measured, at the end of the run (xdist carries the
-    properties of each report to the controller)."""
-    lines = [
-        f"{report.nodeid.split('::')[-1]}: {value}"
-        for report in terminalreporter.stats.get("passed", [])
-        for name, value in getattr(report, "user_properties", [])
-        if name == MEASURED
-    ]
-    if lines:
-        terminalreporter.section("measured")
-        for line in lines:
-            terminalreporter.write_line(line)

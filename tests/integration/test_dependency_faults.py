@@ -24,7 +24,8 @@ from modelops.adapters.prometheus import QUERY_TIMEOUT_SECONDS
 from modelops.adapters.registry import REQUEST_TIMEOUT_SECONDS
 from modelops_dev.fault_proxy import FaultProxy
 from modelops_dev.servers import MlflowServer, Prometheus
-from tests.integration.conftest import MEASURED, Operator, holds, wait_for
+from tests.conftest import MEASURED
+from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.helpers import (
     ERRORS,
     INTERVAL,

@@ -21,7 +21,8 @@ from mlflow import MlflowClient
 from modelops_dev.control_plane import OPERATOR_USER, READ_VERBS, ControlPlane
 from modelops_dev.kserve import KServeController
 from modelops_dev.servers import MlflowServer, Prometheus
-from tests.integration.conftest import MEASURED, Operator, holds, wait_for
+from tests.conftest import MEASURED
+from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.helpers import (
     ERRORS,
     Traffic,

@@ -17,7 +17,8 @@ from kubernetes import client
 from mlflow import MlflowClient
 
 from modelops_dev.servers import MlflowServer, Prometheus
-from tests.integration.conftest import MEASURED, Operator, holds, wait_for
+from tests.conftest import MEASURED
+from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.helpers import (
     ERRORS,
     MD,

@@ -22,7 +22,8 @@ from mlflow import MlflowClient
 from modelops.core.leases import lease_name
 from modelops_dev.control_plane import OPERATOR_USER, READ_VERBS, ControlPlane
 from modelops_dev.servers import MlflowServer, Prometheus
-from tests.integration.conftest import MEASURED, Operator, holds, wait_for
+from tests.conftest import MEASURED
+from tests.integration.conftest import Operator, holds, wait_for
 from tests.integration.helpers import (
     ERRORS,
     MD,

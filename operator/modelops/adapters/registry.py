@@ -123,6 +123,7 @@ def _translate(error: Exception, what: str) -> RegistryError:
 
 
 VALIDATION_TAG = "modelops.io/validation"
+RUN_ENDED = frozenset({"FINISHED", "FAILED", "KILLED"})
 
 
 class Registry:
@@ -135,6 +136,8 @@ class Registry:
         self.connection = connection
         self._flavor_cache: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._profiled_runs: set[str] = set()
+        self._download_uris: dict[tuple[str, str], str] = {}
+        self._ended_run_tags: dict[str, tuple[tuple[str, str], ...]] = {}
         self._models = ModelStore(connection.host_credentials)
         self._runs = TrackingStore(connection.host_credentials)
         self._threads = ThreadPoolExecutor(THREADS_PER_REGISTRY, thread_name_prefix="registry")
@@ -167,13 +170,17 @@ class Registry:
             )
         number = str(found.version)
         what = f"version {number} of model {name!r}"
-        download_uri = await self._call(
-            what, lambda: self._models.get_model_version_download_uri(name, number)
-        )
-        tags: dict[str, str] = {}
+        # A poll that finds the same version asks only for the alias: a version's download
+        # URI never changes, nor (in practice) the tags of a run that has ended.
+        download_uri = self._download_uris.get((name, number))
+        if download_uri is None:
+            download_uri = str(await self._call(
+                what, lambda: self._models.get_model_version_download_uri(name, number)
+            ))  # fmt: skip
+            self._download_uris[(name, number)] = download_uri
+        tags: tuple[tuple[str, str], ...] = ()
         if found.run_id:
-            run = await self._call(f"run {found.run_id}", lambda: self._runs.get_run(found.run_id))
-            tags = dict(run.data.tags)
+            tags = await self._run_tags(found.run_id)
         flavors: tuple[tuple[str, str], ...] = ()
         if found.status == "READY":
             # A version's MLmodel never changes: read it once, not at every poll.
@@ -186,11 +193,22 @@ class Registry:
         if check_profile and found.run_id:
             profile = await self._has_profile(found.run_id)
         return VersionAnswer(
-            version=number, status=str(found.status), download_uri=str(download_uri),
+            version=number, status=str(found.status), download_uri=download_uri,
             status_message=found.status_message or None, run_id=found.run_id or None,
             source=str(found.source or ""), flavors=flavors,
-            run_tags=tuple(sorted(tags.items())), reference_profile=profile,
+            run_tags=tags, reference_profile=profile,
         )  # fmt: skip
+
+    async def _run_tags(self, run_id: str) -> tuple[tuple[str, str], ...]:
+        """The tags of the run that logged a version (kept once the run has ended)."""
+        cached = self._ended_run_tags.get(run_id)
+        if cached is not None:
+            return cached
+        run = await self._call(f"run {run_id}", lambda: self._runs.get_run(run_id))
+        tags = tuple(sorted(dict(run.data.tags).items()))
+        if run.info.status in RUN_ENDED:
+            self._ended_run_tags[run_id] = tags
+        return tags
 
     async def find_candidate(
         self, name: str, tag: tuple[str, str], alias: str | None = None, scan: int = 50

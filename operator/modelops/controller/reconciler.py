@@ -14,8 +14,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from modelops.adapters.kubernetes import ApiError, KubernetesApi, namespaced_path
 from modelops.api.resource import (
     GROUP,
@@ -26,7 +24,6 @@ from modelops.api.resource import (
     VERSION,
     ModelDeployment,
 )
-from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.analysis import AnalysisRunner
 from modelops.controller.config import OperatorConfig
 from modelops.controller.informer import Key, key_of
@@ -41,6 +38,7 @@ from modelops.controller.metrics import (
     RolloutGauges,
 )
 from modelops.controller.model_resolver import ModelResolver
+from modelops.controller.parsed import ParsedDeployments, dump_status
 from modelops.controller.retraining import JobLookup, RetrainingLoop
 from modelops.controller.timers import Timers
 from modelops.controller.traffic_objects import TrafficObjects
@@ -109,7 +107,7 @@ class Reconciler:
         self._retraining = RetrainingLoop(api, self._resolver, self._analysis)
         self._gauges = RolloutGauges()
         self._lookup: InferenceServiceLookup | None = None
-        self._models: dict[Key, tuple[str, ModelDeployment]] = {}
+        self._models = ParsedDeployments()
         self._timers = Timers(self._look_again)
         # The resolver polls the registry itself and wakes only deployments whose answer moved.
         self._resolver.changed = self._look_again
@@ -135,7 +133,7 @@ class Reconciler:
         key = key_of(body)
         if deleted:
             self._deployments.pop(key, None)
-            self._models.pop(key, None)
+            self._models.forget(key)
             self._written_services.pop(key, None)
             self._traffic.forget(key)
             self._kserve.forget(key)
@@ -212,11 +210,8 @@ class Reconciler:
 
         The status is written before the objects built from it: a restart in between applies
         them from the recorded status, so a transition (a rollback) happens exactly once."""
-        try:
-            deployment = ModelDeployment.model_validate(body)
-        except ValidationError as error:
-            # The CRD schema mirrors the models, so this means an older or edited CRD.
-            logger.error("ModelDeployment %s/%s does not parse: %s", *key, error)
+        deployment = self._models.get(key, body)
+        if deployment is None:
             return "rejected"
         deployment = with_default_logger(deployment, self._monitor_url, self._capture_store)
         observed = newer(inference_services(key), self._written_services.get(key))
@@ -274,7 +269,7 @@ class Reconciler:
                     f"{error.reason}): {error.message}",
                 )
                 self._refused[key] = (content_hash(decision.inference_service), problem)
-                current = self._parsed(key, self._deployments.get(key, body)) or deployment
+                current = self._models.get(key, self._deployments.get(key, body)) or deployment
                 decision = refused_decision(current, decision, problem, self._clock())
                 await self._write_status(key, self._deployments.get(key, body), decision)
                 outcome = "rejected"
@@ -325,14 +320,14 @@ class Reconciler:
         return self._written_services[key]
 
     async def _hold_for_kserve(self, key: Key, body: Mapping[str, Any], silence: ApiError) -> None:
-        current = self._parsed(key, body)
+        current = self._models.get(key, body)
         if current is not None:
             await self._record(key, body, self._kserve.held(key, current, silence))
 
     async def _kserve_back(self, key: Key, body: Mapping[str, Any]) -> None:
         """An InferenceService write went through after KServe did not answer: say it is back."""
         body = self._deployments.get(key, body)
-        current = self._parsed(key, body)
+        current = self._models.get(key, body)
         if current is None:
             return
         unchanged = Decision(inference_service=None, status=current.status, events=())
@@ -367,12 +362,8 @@ class Reconciler:
 
     async def _write_status(self, key: Key, body: Mapping[str, Any], decision: Decision) -> bool:
         current_raw: dict[str, Any] = dict(body.get("status") or {})
-        desired = _dump(decision.status)
-        try:
-            current = _dump(ModelDeploymentStatus.model_validate(current_raw))
-        except ValidationError:
-            current = {}
-        if current == desired:
+        desired = dump_status(decision.status)
+        if self._models.status(key, body) == desired:
             return False
         patch = merge_patch(current_raw, desired)
         if not patch:
@@ -387,7 +378,7 @@ class Reconciler:
         """Seconds until the deployment needs a look although nothing changes: the earliest of
         what core asks for (rollout, analysis, retraining). Registry polls are the resolver's:
         it wakes the deployments whose answer changed."""
-        deployment = self._parsed(key, self._deployments.get(key, {}))
+        deployment = self._models.get(key, self._deployments.get(key, {}))
         if deployment is None:
             return None
         now = self._clock()
@@ -407,29 +398,12 @@ class Reconciler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _parsed(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | None:
-        """The deployment as a model, parsed once per resourceVersion (the poll runs often)."""
-        version = body.get("metadata", {}).get("resourceVersion", "")
-        cached = self._models.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        try:
-            deployment = ModelDeployment.model_validate(body)
-        except ValidationError:
-            return None
-        self._models[key] = (version, deployment)
-        return deployment
-
     def _schedule_retry(self, key: Key, error: Exception) -> None:
         attempt = self._attempts.get(key, 0)
         self._attempts[key] = attempt + 1
         delay = self._kserve.retry_delay(key, RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
         logger.warning("Reconcile of %s/%s failed (%s); retrying in %.0fs", *key, error, delay)
         self._timers.set(key, delay)
-
-
-def _dump(status: ModelDeploymentStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _service_path(key: Key) -> str:
