@@ -36,6 +36,12 @@ async def serving() -> AsyncIterator[tuple[str, list[str]]]:
                 {"reason": "TooManyRequests", "message": "still busy"},
                 status=429, headers={"Retry-After": "0"},
             )  # fmt: skip
+        if request.path.startswith("/apis/gateway.networking.k8s.io"):
+            # What the API server answers for a group it does not serve (CRD not installed).
+            return web.Response(status=404, text="404 page not found\n")
+        if request.path == "/behind-a-proxy":
+            return web.Response(status=502, text="<html>Bad Gateway</html>",
+                                content_type="text/html")  # fmt: skip
         return web.json_response({"path": request.path})
 
     app = web.Application()
@@ -88,3 +94,18 @@ async def test_a_server_that_stays_busy_fails_the_request_after_ten_retries() ->
         finally:
             await api.close()
         assert seen == ["/always-busy"] * (RETRIES_OF_429 + 1)
+
+
+async def test_error_answers_that_are_not_status_objects_are_api_errors() -> None:
+    async with serving() as (url, _):
+        api = KubernetesApi(Connection(url, insecure=True))
+        try:
+            with pytest.raises(ApiError) as missing:
+                await api.request("GET", "/apis/gateway.networking.k8s.io/v1/httproutes")
+            assert (missing.value.status, missing.value.message) == (404, "404 page not found")
+            assert await api.get("/apis/gateway.networking.k8s.io/v1/httproutes/x") is None
+            with pytest.raises(ApiError) as proxied:
+                await api.request("GET", "/behind-a-proxy")
+            assert proxied.value.status == 502
+        finally:
+            await api.close()

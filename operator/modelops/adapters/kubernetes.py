@@ -62,6 +62,24 @@ class ApiError(Exception):
         self.message = message
 
 
+def _refusal(status: int, reason: str, payload: bytes) -> ApiError:
+    """An error answer as ApiError, whether a Status object or not: a resource the API server
+    does not serve (a CRD not installed) is a plain-text "404 page not found", and a proxy in
+    front of it may answer an HTML page."""
+    try:
+        decoded = json.loads(payload) if payload else {}
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict):
+        text = payload[:500].decode(errors="replace").strip()
+        return ApiError(status, reason, text)
+    return ApiError(
+        status,
+        str(decoded.get("reason", reason)),
+        str(decoded.get("message", payload[:500].decode(errors="replace"))),
+    )
+
+
 class NotLeadingError(ApiError):
     """A write refused before it was sent: this replica does not hold its shard's lease."""
 
@@ -161,14 +179,9 @@ class KubernetesApi:
                     THROTTLED.inc()
                     pause = retry_after(response.headers.get("Retry-After"), attempt)
                 else:
-                    decoded: dict[str, Any] = json.loads(payload) if payload else {}
                     if response.status >= 400:
-                        raise ApiError(
-                            response.status,
-                            str(decoded.get("reason", response.reason)),
-                            str(decoded.get("message", payload[:500])),
-                        )
-                    return decoded
+                        raise _refusal(response.status, str(response.reason), payload)
+                    return json.loads(payload) if payload else {}
             await asyncio.sleep(pause)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
