@@ -199,6 +199,24 @@ def with_uid(service: dict[str, Any], uid: str) -> dict[str, Any]:
     return json.loads(json.dumps(service).replace(UID_PLACEHOLDER, uid))
 
 
+async def apply_service(client: Client, ns: str, name: str, service: dict[str, Any]) -> None:
+    await client.call("PATCH", ISVC_PATH.format(ns=ns) + f"/{name}"
+                      "?fieldManager=modelops&force=true", service,
+                      "application/apply-patch+yaml")  # fmt: skip
+
+
+async def write_as_operator(
+    client: Client, ns: str, name: str, uid: str, bodies: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """What the operator writes for a new deployment (`bodies`: operator_bodies): its
+    InferenceService by apply, its status, its "Created" Event."""
+    service, status = bodies
+    await apply_service(client, ns, name, with_uid(service, uid))
+    await client.call("PATCH", MD_PATH.format(ns=ns) + f"/{name}/status", status,
+                      "application/merge-patch+json")  # fmt: skip
+    await client.call("POST", f"/api/v1/namespaces/{ns}/events", event(name, uid, ns))
+
+
 async def baseline(
     client: Client,
     count: int,
@@ -226,24 +244,16 @@ async def baseline(
     async def one(i: int) -> None:
         body = await client.call("POST", MD_PATH.format(ns=ns), deployment(f"md-{i}"))
         name, uid = body["metadata"]["name"], body["metadata"]["uid"]
-        service = inference_service(name, uid)
-        status = plain_status
         if shaped:
-            service, status = with_uid(bodies[name][0], uid), bodies[name][1]
-        if apply or shaped:
-            await client.call("PATCH", ISVC_PATH.format(ns=ns) + f"/{name}"
-                              "?fieldManager=modelops&force=true", service,
-                              "application/apply-patch+yaml")  # fmt: skip
+            await write_as_operator(client, ns, name, uid, bodies[name])
+            return
+        service = inference_service(name, uid)
+        if apply:
+            await apply_service(client, ns, name, service)
         else:
             await client.call("POST", ISVC_PATH.format(ns=ns), service)
-        await client.call(
-            "PATCH",
-            MD_PATH.format(ns=ns) + f"/{name}/status",
-            status,
-            "application/merge-patch+json",
-        )
-        if shaped:
-            await client.call("POST", f"/api/v1/namespaces/{ns}/events", event(name, uid, ns))
+        await client.call("PATCH", MD_PATH.format(ns=ns) + f"/{name}/status", plain_status,
+                          "application/merge-patch+json")  # fmt: skip
 
     before = cpu_by_process(client.plane)
     started = time.perf_counter()

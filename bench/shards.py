@@ -44,12 +44,11 @@ from reconcile_throughput import (
     cpu_seconds,
     deployment,
     drain,
-    event,
     inference_service,
     operator_bodies,
     rss_mib,
     watch_added,
-    with_uid,
+    write_as_operator,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -111,14 +110,7 @@ async def shaped_floor(client: Client, count: int, shards: int, namespaces: list
 
     async def one(ns: str, name: str, shard: str) -> None:
         created = await client.call("POST", MD_PATH.format(ns=ns), labelled(name, shard))
-        uid = created["metadata"]["uid"]
-        service, status = with_uid(bodies[name][0], uid), bodies[name][1]
-        await client.call("PATCH", ISVC_PATH.format(ns=ns) + f"/{name}"
-                          "?fieldManager=modelops&force=true", service,
-                          "application/apply-patch+yaml")  # fmt: skip
-        await client.call("PATCH", MD_PATH.format(ns=ns) + f"/{name}/status", status,
-                          "application/merge-patch+json")  # fmt: skip
-        await client.call("POST", f"/api/v1/namespaces/{ns}/events", event(name, uid, ns))
+        await write_as_operator(client, ns, name, created["metadata"]["uid"], bodies[name])
 
     started = time.perf_counter()
     await asyncio.gather(*(one(*where) for where in placed))
