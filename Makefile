@@ -19,10 +19,12 @@ test: venv packages binaries lint typecheck imports
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The benchmarks of bench/, one after another (each starts its own control plane); figures on
-# the terminal and as JSON under bench/results/. Never part of `make test`. About 80 minutes on
-# 2 cores, 30 of them the soak (BENCH_SOAK_MINUTES=5 for a quicker look).
+# the terminal and as JSON under bench/results/, then one table of every goal (bench/summary.py).
+# Never part of `make test`. About 80 minutes on 2 cores, 30 of them the soak
+# (BENCH_SOAK_MINUTES=5 for a quicker look).
 BENCH_SHARDS_COUNT ?= 10000
 BENCH_SOAK_MINUTES ?= 30
+bench: BENCH_STARTED := $(shell date +%s)
 bench: venv packages binaries
 	$(PY) bench/reconcile_throughput.py --count 1000
 	$(PY) bench/latency.py --count 100 --count 1000 --changes 50
@@ -32,6 +34,7 @@ bench: venv packages binaries
 	$(PY) bench/shards.py --count $(BENCH_SHARDS_COUNT) --shards 4 --namespaces 4
 	$(PY) bench/shards.py --count $(BENCH_SHARDS_COUNT) --shards 4 --namespaces 4 --cold-start
 	$(PY) bench/monitor.py
+	$(PY) bench/summary.py --started $(BENCH_STARTED)
 
 venv: $(VENV)/.installed
 
