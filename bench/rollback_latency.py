@@ -73,12 +73,13 @@ class KServeStandIn:
         self.client = client
         self.slices: set[str] = set()
 
-    async def serve(self, name: str) -> None:
+    async def serve(self, name: str) -> bool:
+        """KServe's part for one InferenceService; whether its status had to change."""
         path = ISVC_PATH.format(ns=NAMESPACE) + f"/{name}"
         try:
             service = await self.client.call("GET", path)
         except RuntimeError:
-            return
+            return False
         spec = service["spec"]
         predictor = spec["predictor"].get("name")
         host = f"{name}-{predictor}-predictor" if predictor else f"{name}-predictor"
@@ -91,12 +92,14 @@ class KServeStandIn:
                                 "trafficPercent": entry.get("trafficPercent", 0)}
                                for entry in entries],
         }  # fmt: skip
-        if service.get("status", {}) != {**service.get("status", {}), **status}:
+        changed = service.get("status", {}) != {**service.get("status", {}), **status}
+        if changed:
             await self.client.call(
                 "PATCH", path + "/status", {"status": status}, "application/merge-patch+json"
             )
         for entry in entries:
             await self.endpoint(f"{name}-{entry['predictor']['name']}-predictor")
+        return changed
 
     async def endpoint(self, service: str) -> None:
         if service in self.slices:

@@ -36,7 +36,9 @@ class Harness:
         self.reconciler.observe_deployment(body)
 
     def watch_event(self) -> None:
-        """What a watch delivers: the stored ModelDeployment."""
+        """What a watch delivers after the test changed the stored ModelDeployment in place:
+        the object with a new resourceVersion, as the API server gives every change."""
+        self.api.objects[MD]["metadata"]["resourceVersion"] = self.api.next_version()
         self.reconciler.observe_deployment(copy.deepcopy(self.api.objects[MD]))
 
     async def reconcile(self) -> None:

@@ -36,9 +36,12 @@ class FakeApi:
         if pending:
             raise pending.pop(0)
 
-    def _stored(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def next_version(self) -> str:
         self._version += 1
-        body["metadata"]["resourceVersion"] = str(self._version)
+        return str(self._version)
+
+    def _stored(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        body["metadata"]["resourceVersion"] = self.next_version()
         self.objects[path] = body
         return copy.deepcopy(body)
 

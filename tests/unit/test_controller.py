@@ -4,12 +4,13 @@ create, a no-op, a hand edit, a refusal, a retry and a restart, and the timers i
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import timedelta
 
 import pytest
 
 from modelops.adapters.kubernetes import ApiError
-from tests.unit.controller_harness import ISVC, MD, Harness, served
+from tests.unit.controller_harness import ISVC, KEY, MD, Harness, served
 from tests.unit.rollout_driver import START
 
 
@@ -27,6 +28,27 @@ async def test_a_create_writes_the_status_then_the_inference_service() -> None:
     await harness.reconcile()
     assert harness.writes() == []
     assert "waiting for KServe to serve" in harness.api.objects[MD]["status"]["message"]
+
+
+async def test_the_watch_echoing_our_write_keeps_the_stored_deployment_and_its_parse() -> None:
+    harness = Harness()
+    harness.create()
+    await harness.reconcile()
+    stored = harness.reconciler._deployments[KEY]
+    parsed = harness.reconciler._models.get(KEY, stored)
+    # The status write's own version, as the watch delivers it after the write returned.
+    harness.reconciler.observe_deployment(copy.deepcopy(harness.api.objects[MD]))
+    assert harness.reconciler._deployments[KEY] is stored
+    assert harness.reconciler._models.get(KEY, stored) is parsed
+    harness.api.writes.clear()
+    await harness.reconcile()
+    assert harness.writes() == []
+    # Someone's edit comes with a new version: taken in and decided on.
+    harness.api.objects[MD]["spec"]["serving"]["minReplicas"] = 3
+    harness.watch_event()
+    assert harness.reconciler._deployments[KEY] is not stored
+    await harness.reconcile()
+    assert harness.api.objects[ISVC]["spec"]["predictor"]["minReplicas"] == 3
 
 
 async def test_once_ready_one_status_write_and_then_nothing() -> None:

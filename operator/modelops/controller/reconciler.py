@@ -146,9 +146,18 @@ class Reconciler:
             self._attempts.pop(key, None)
             self._timers.cancel(key)
         else:
-            newest = newer(body, self._deployments.get(key))
-            assert newest is not None
-            self._deployments[key] = slim(newest)
+            stored = self._deployments.get(key)
+            version = body.get("metadata", {}).get("resourceVersion")
+            # The watch echoing our own write carries the version stored from its response:
+            # keeping that object keeps its parse (controller/parsed.py) for the reconcile.
+            if (
+                stored is None
+                or not version
+                or stored["metadata"].get("resourceVersion") != version
+            ):
+                newest = newer(body, stored)
+                assert newest is not None
+                self._deployments[key] = slim(newest)
         return key
 
     def observe_inference_service_deleted(self, body: Mapping[str, Any]) -> None:
