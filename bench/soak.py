@@ -67,13 +67,19 @@ async def serve_touched(
     version goes through a canary, then its promotion): each InferenceService and canary Ready.
     Every 30 s the deployments not Healthy are served too, whenever they changed: those that
     had dropped out of the two minutes are counted in `late` (their rollout waited that long).
-    A failed answer (the object deleted between read and write by a re-create) is said and
-    the others go on."""
+    Any failed answer (the object deleted between read and write by a re-create, an error page
+    that is not JSON) is said and the rest goes on: an exception ending this task would stop
+    KServe's part for the rest of the soak, and the canaries changed after it would be rolled
+    back at their progressDeadline."""
     listed = 0.0
     while True:
         if time.monotonic() - listed > 30:
             listed = time.monotonic()
-            listing = await client.call("GET", MD_PATH.format(ns=NAMESPACE))
+            try:
+                listing = await client.call("GET", MD_PATH.format(ns=NAMESPACE))
+            except Exception as error:  # said; listed again in 30 s
+                print(f"listing the deployments failed: {error!r}", file=sys.stderr)
+                listing = {"items": []}
             for item in listing["items"]:
                 name = item["metadata"]["name"]
                 if (item.get("status") or {}).get("phase") != "Healthy":
@@ -87,8 +93,8 @@ async def serve_touched(
             try:
                 if await stand_in.serve(name):
                     touched[name] = time.monotonic()  # its rollout goes on: keep serving it
-            except RuntimeError as error:
-                print(f"KServe's part for {name} failed: {error}", file=sys.stderr)
+            except Exception as error:  # said; served at the next pass
+                print(f"KServe's part for {name} failed: {error!r}", file=sys.stderr)
         await asyncio.sleep(1)
 
 
@@ -126,6 +132,9 @@ async def measure(count: int, minutes: float, rate: float, sample: float) -> dic
             next_sample, version = started, 2
             while (now := time.monotonic()) - started < minutes * 60:
                 if now >= next_sample:
+                    if server.done():  # KServe's part stopped: its exception ends the soak
+                        server.result()
+                        raise RuntimeError("KServe's stand-in stopped")
                     samples.append((round(now - started), round(rss_mib(operator.pid), 1)))
                     print(f"{samples[-1][0]:>6} s  RSS {samples[-1][1]} MiB  {dict(done)}",
                           flush=True)  # fmt: skip
