@@ -1,6 +1,9 @@
+import subprocess
+import sys
+
 import pytest
 
-from modelops.cli import build_parser, main, operator_config
+from modelops.cli import build_parser, hide_kubernetes_clients, main, operator_config
 from modelops.controller.config import DEFAULT_KUBE_API_BURST, DEFAULT_KUBE_API_QPS
 
 
@@ -135,3 +138,29 @@ def test_bad_leader_election_stops_the_operator_naming_the_flag(
     monkeypatch.setenv("POD_NAMESPACE", "modelops")
     assert main(["run", "--leader-elect", *argv]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_the_operator_process_hides_kubernetes_clients_from_kopf() -> None:
+    # In a fresh interpreter, as `modelops run` starts: kopf must load without importing the
+    # `kubernetes` package that the dev extra installs (~10 MiB the operator never uses).
+    probe = (
+        "import sys\n"
+        "from modelops.cli import hide_kubernetes_clients\n"
+        "import importlib.util\n"
+        "assert importlib.util.find_spec('kubernetes') is not None, 'installed for the tests'\n"
+        "hide_kubernetes_clients()\n"
+        "import modelops.handlers.registration\n"
+        "print(sys.modules.get('kubernetes') is None, 'kopf' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split() == ["True", "True"]
+
+
+def test_hiding_the_clients_leaves_a_process_that_already_imported_kopf_alone() -> None:
+    import kopf  # noqa: F401  (as an in-process test has)
+
+    before = sys.modules.get("kubernetes")
+    hide_kubernetes_clients()
+    assert sys.modules.get("kubernetes") is before
