@@ -44,7 +44,9 @@ class AnalysisRunner:
         self._default_url = default_url
         self._clock = clock
         self._servers: dict[PrometheusConnection, Prometheus] = {}
-        self._last_round: dict[tuple[Key, str, str | None], float] = {}
+        # (deployment, subject) -> (version, when): one entry each, so a deployment that rolls
+        # out version after version keeps one, not one per version it ever analysed.
+        self._last_round: dict[tuple[Key, str], tuple[str | None, float]] = {}
 
     def use_api(self, api: KubernetesApi) -> None:
         self._api = api
@@ -63,13 +65,15 @@ class AnalysisRunner:
         status that records it may not have been written)."""
         assert deployment.spec.analysis is not None
         interval = parse_duration(deployment.spec.analysis.interval).total_seconds()
-        last = self._last_round.get((key, planned.subject, planned.version))
-        return last is None or self._clock() - last >= interval
+        last = self._last_round.get((key, planned.subject))
+        if last is None or last[0] != planned.version:
+            return True
+        return self._clock() - last[1] >= interval
 
     async def run(
         self, key: Key, deployment: ModelDeployment, planned: AnalysisRound
     ) -> list[Measurement]:
-        self._last_round[(key, planned.subject, planned.version)] = self._clock()
+        self._last_round[(key, planned.subject)] = (planned.version, self._clock())
         server = await self._server(deployment)
         measurements = await asyncio.gather(
             *(self._measure(server, query.metric, query.query) for query in planned.queries)
