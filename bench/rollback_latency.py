@@ -119,11 +119,11 @@ class KServeStandIn:
 
     async def run(self, names: list[str]) -> None:
         while True:
-            for failed in await asyncio.gather(
+            for answer in await asyncio.gather(
                 *(self.serve(name) for name in names), return_exceptions=True
             ):
-                if failed is not None:
-                    print(f"KServe's part failed: {failed}", file=sys.stderr)
+                if isinstance(answer, BaseException):  # said; served again in half a second
+                    print(f"KServe's part failed: {answer!r}", file=sys.stderr)
             await asyncio.sleep(0.5)
 
 
