@@ -20,7 +20,7 @@ test: venv packages binaries lint typecheck imports
 
 # The benchmarks of bench/, one after another (each starts its own control plane); figures on
 # the terminal and as JSON under bench/results/, then one table of every goal (bench/summary.py).
-# Never part of `make test`. About 60 minutes on 2 cores, 35 of them the soak
+# Never part of `make test`. 54 minutes on 2 cores (2026-12-06), about 32 of them the soak
 # (BENCH_SOAK_MINUTES=5 for a quicker look).
 BENCH_SHARDS_COUNT ?= 10000
 BENCH_SOAK_MINUTES ?= 30
