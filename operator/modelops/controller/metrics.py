@@ -67,9 +67,33 @@ RETRAININGS = Counter(
 )
 
 
+# The counters with a series per deployment, and their labels beyond namespace and deployment.
+PER_DEPLOYMENT_COUNTERS: tuple[tuple[Counter, tuple[str, ...]], ...] = (
+    (ROLLOUTS, ("result",)),
+    (ROLLBACKS, ()),
+    (MEASUREMENTS, ("verdict",)),
+    (RETRAININGS, ("result",)),
+)
+
+
+def _forget_counters(key: tuple[str, str]) -> None:
+    """Remove a deleted deployment's counter series, as kube-state-metrics drops a deleted
+    object's: kept, they would grow the process (and every scrape) with each name ever used."""
+    for metric, extra in PER_DEPLOYMENT_COUNTERS:
+        found = {
+            tuple(sample.labels[name] for name in extra)
+            for family in metric.collect()
+            for sample in family.samples
+            if (sample.labels.get("namespace"), sample.labels.get("deployment")) == key
+        }
+        for values in found:
+            with contextlib.suppress(KeyError):
+                metric.remove(*key, *values)
+
+
 class RolloutGauges:
     """The per-deployment gauges a status implies (canary traffic, versions served), with the
-    series of versions no longer served removed."""
+    series of versions no longer served removed, and every series of a deleted deployment."""
 
     def __init__(self) -> None:
         self._exported: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -94,3 +118,4 @@ class RolloutGauges:
             VERSION_INFO.remove(*key, version, role)
         with contextlib.suppress(KeyError):
             CANARY_TRAFFIC.remove(*key)
+        _forget_counters(key)
