@@ -142,7 +142,7 @@ def test_bad_leader_election_stops_the_operator_naming_the_flag(
 
 def test_the_operator_process_hides_kubernetes_clients_from_kopf() -> None:
     # In a fresh interpreter, as `modelops run` starts: kopf must load without importing the
-    # `kubernetes` package that the dev extra installs (~10 MiB the operator never uses).
+    # `kubernetes` package that the dev extra installs (~20 MiB the operator never uses).
     probe = (
         "import sys\n"
         "from modelops.cli import hide_kubernetes_clients\n"

@@ -12,6 +12,7 @@ from modelops.controller.metrics import (
     ROLLBACKS,
     ROLLOUTS,
     RolloutGauges,
+    count,
 )
 
 
@@ -30,12 +31,12 @@ def test_a_deleted_deployment_leaves_no_series_and_others_keep_theirs() -> None:
     gauges = RolloutGauges()
     for name in ("leaving", "staying"):
         key = ("metrics-test", name)
-        ROLLOUTS.labels(*key, "promoted").inc()
-        ROLLOUTS.labels(*key, "rolled_back").inc()
-        ROLLBACKS.labels(*key).inc()
-        MEASUREMENTS.labels(*key, "Pass").inc()
-        MEASUREMENTS.labels(*key, "Fail").inc()
-        RETRAININGS.labels(*key, "started").inc()
+        count(ROLLOUTS, key, "promoted")
+        count(ROLLOUTS, key, "rolled_back")
+        count(ROLLBACKS, key)
+        count(MEASUREMENTS, key, "Pass")
+        count(MEASUREMENTS, key, "Fail")
+        count(RETRAININGS, key, "started")
         gauges.export(key, ModelDeploymentStatus())
     staying = series_of("metrics-test", "staying")
     assert len(series_of("metrics-test", "leaving")) == len(staying) > 6
@@ -44,11 +45,12 @@ def test_a_deleted_deployment_leaves_no_series_and_others_keep_theirs() -> None:
 
     assert series_of("metrics-test", "leaving") == []
     assert series_of("metrics-test", "staying") == staying
-    ROLLOUTS.labels("metrics-test", "leaving", "promoted").inc()  # re-created: counts from 1
+    count(ROLLOUTS, ("metrics-test", "leaving"), "promoted")  # re-created: counts from 1
     value = REGISTRY.get_sample_value(
         "modelops_rollouts_total",
         {"namespace": "metrics-test", "deployment": "leaving", "result": "promoted"},
     )
     assert value == 1.0
-    gauges.forget(("metrics-test", "leaving"))
+    gauges.forget(("metrics-test", "leaving"))  # the re-created one's series goes too
+    assert series_of("metrics-test", "leaving") == []
     gauges.forget(("metrics-test", "never-seen"))  # nothing to remove is not an error

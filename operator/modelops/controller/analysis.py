@@ -21,7 +21,7 @@ from modelops.adapters.kubernetes import ApiError, KubernetesApi
 from modelops.adapters.prometheus import Prometheus, PrometheusConnection
 from modelops.api.resource import ModelDeployment
 from modelops.api.status import Measurement
-from modelops.controller.metrics import MEASUREMENTS, PROMETHEUS_ERRORS
+from modelops.controller.metrics import MEASUREMENTS, PROMETHEUS_ERRORS, count
 from modelops.core.analysis import QueryFailed, judge
 from modelops.core.durations import parse_duration
 from modelops.core.promql import TemplateError
@@ -79,7 +79,7 @@ class AnalysisRunner:
             *(self._measure(server, query.metric, query.query) for query in planned.queries)
         )
         for measurement in measurements:
-            MEASUREMENTS.labels(*key, measurement.verdict).inc()
+            count(MEASUREMENTS, key, measurement.verdict)
         return list(measurements)
 
     async def readings(

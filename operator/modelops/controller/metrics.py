@@ -67,28 +67,23 @@ RETRAININGS = Counter(
 )
 
 
-# The counters with a series per deployment, and their labels beyond namespace and deployment.
-PER_DEPLOYMENT_COUNTERS: tuple[tuple[Counter, tuple[str, ...]], ...] = (
-    (ROLLOUTS, ("result",)),
-    (ROLLBACKS, ()),
-    (MEASUREMENTS, ("verdict",)),
-    (RETRAININGS, ("result",)),
-)
+# Each deployment's counter series, by metric and their labels beyond namespace and deployment:
+# what its deletion removes, without scanning every series of every deployment.
+_COUNTED: dict[tuple[str, str], set[tuple[Counter, tuple[str, ...]]]] = {}
+
+
+def count(metric: Counter, key: tuple[str, str], *labels: str) -> None:
+    """Increment a deployment's series of `metric`, remembered for its deletion."""
+    metric.labels(*key, *labels).inc()
+    _COUNTED.setdefault(key, set()).add((metric, labels))
 
 
 def _forget_counters(key: tuple[str, str]) -> None:
     """Remove a deleted deployment's counter series, as kube-state-metrics drops a deleted
     object's: kept, they would grow the process (and every scrape) with each name ever used."""
-    for metric, extra in PER_DEPLOYMENT_COUNTERS:
-        found = {
-            tuple(sample.labels[name] for name in extra)
-            for family in metric.collect()
-            for sample in family.samples
-            if (sample.labels.get("namespace"), sample.labels.get("deployment")) == key
-        }
-        for values in found:
-            with contextlib.suppress(KeyError):
-                metric.remove(*key, *values)
+    for metric, labels in _COUNTED.pop(key, set()):
+        with contextlib.suppress(KeyError):
+            metric.remove(*key, *labels)
 
 
 class RolloutGauges:

@@ -36,6 +36,7 @@ from modelops.controller.metrics import (
     ROLLBACKS,
     ROLLOUTS,
     RolloutGauges,
+    count,
 )
 from modelops.controller.model_resolver import ModelResolver
 from modelops.controller.parsed import ParsedDeployments, dump_status
@@ -294,13 +295,13 @@ class Reconciler:
         if decision.job is not None:
             await self._retraining.ensure_job(key, decision.job)
         for result in decision.retraining_results:
-            RETRAININGS.labels(*key, result).inc()
+            count(RETRAININGS, key, result)
         for event in decision.events:
             self._post_event(body, event)
         for result in decision.counts:
-            ROLLOUTS.labels(*key, result).inc()
+            count(ROLLOUTS, key, result)
             if result == "rolled_back":
-                ROLLBACKS.labels(*key).inc()
+                count(ROLLBACKS, key)
         self._gauges.export(key, decision.status)
         return outcome
 
